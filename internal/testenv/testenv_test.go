@@ -1,6 +1,11 @@
 package testenv
 
 import (
+	"context"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"testing"
 	"time"
 
@@ -26,5 +31,19 @@ func TestZooKeeperStartsAndAcceptsSuper(t *testing.T) {
 	}
 	if _, err := c.CreateTTL("/ttl", nil, zk.FlagTTL, zk.WorldACL(zk.PermAll), time.Hour); err != nil {
 		t.Fatalf("TTL nodes not enabled: %v", err)
+	}
+}
+
+func TestMinIOBucketAndTemporal(t *testing.T) {
+	m := StartMinIO(t)
+	m.MakeBucket("probe")
+	out, err := m.S3Client().ListBuckets(context.Background(), &s3.ListBucketsInput{})
+	if err != nil || len(out.Buckets) != 1 || *out.Buckets[0].Name != "probe" {
+		t.Fatalf("buckets = %+v, %v", out, err)
+	}
+	tp := StartTemporal(t, temporal.NewSearchAttributeKeyKeyword("ProbeAttr"))
+	c := tp.Client(t)
+	if _, err := c.CheckHealth(context.Background(), &client.CheckHealthRequest{}); err != nil {
+		t.Fatal(err)
 	}
 }
