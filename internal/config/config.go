@@ -1,0 +1,268 @@
+// Package config reads the one YAML file that the worker, the starter and the API share.
+// Its keys follow StreamNative Platform's values.yaml for its metadata tool, with the same
+// defaults, so an operator's existing values carry over.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
+)
+
+// Config is the whole file. Secrets in it (zookeeper.auth) are never logged: use Redacted.
+type Config struct {
+	ZooKeeper ZooKeeper `yaml:"zookeeper"`
+	Temporal  Temporal  `yaml:"temporal"`
+	S3        S3        `yaml:"s3"`
+	Backup    Backup    `yaml:"backup"`
+	Restore   Restore   `yaml:"restore"`
+}
+
+type ZooKeeper struct {
+	// Servers is the comma-separated ensemble, host:port each.
+	Servers        string   `yaml:"servers"`
+	SessionTimeout Duration `yaml:"sessionTimeout"`
+	// Auth is "" or "digest:user:password".
+	Auth string `yaml:"auth"`
+}
+
+type Temporal struct {
+	HostPort  string `yaml:"hostPort"`
+	Namespace string `yaml:"namespace"`
+	TaskQueue string `yaml:"taskQueue"`
+}
+
+type S3 struct {
+	Endpoint       string `yaml:"endpoint"`
+	Region         string `yaml:"region"`
+	ForcePathStyle bool   `yaml:"forcePathStyle"`
+}
+
+type Backup struct {
+	Enable            bool   `yaml:"enable"`
+	WebServerPort     int    `yaml:"webServerPort"`
+	BackupInterval    int    `yaml:"backupInterval"`
+	Bucket            string `yaml:"bucket"`
+	BackupPrefix      string `yaml:"backupPrefix"`
+	ManagedLedgerPath string `yaml:"managedLedgerPath"`
+	// StagingDir holds the dump and the archive between activities. Not in the seed's
+	// values; defaults to the OS temporary directory.
+	StagingDir string `yaml:"stagingDir"`
+}
+
+type Restore struct {
+	Enable         bool   `yaml:"enable"`
+	RestorePoint   string `yaml:"restorePoint"`
+	RestoreVersion string `yaml:"restoreVersion"`
+	Bucket         string `yaml:"bucket"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML; a bare number means seconds.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("want a duration like 30s")
+	}
+	if secs, err := strconv.ParseFloat(n.Value, 64); err == nil {
+		*d = Duration(secs * float64(time.Second))
+		return nil
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("want a duration like 30s, got %q", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) MarshalYAML() (interface{}, error) { return time.Duration(d).String(), nil }
+
+// Default returns the seed's defaults.
+func Default() Config {
+	return Config{
+		ZooKeeper: ZooKeeper{Servers: "127.0.0.1:2181", SessionTimeout: Duration(30 * time.Second)},
+		Temporal:  Temporal{HostPort: "127.0.0.1:7233", Namespace: "default", TaskQueue: "metadata-backup"},
+		S3:        S3{Region: "us-east-1"},
+		Backup: Backup{
+			WebServerPort:     8088,
+			BackupInterval:    600,
+			Bucket:            "s3a://metadata-backup",
+			BackupPrefix:      "metadata-backup",
+			ManagedLedgerPath: "/managed-ledgers",
+		},
+		Restore: Restore{RestoreVersion: "1"},
+	}
+}
+
+// Load reads and validates a config file. Every error is one line naming the file, the key
+// and the problem.
+func Load(path string) (Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	cfg, err := Parse(f)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse reads YAML over the defaults, rejecting unknown keys, then validates.
+func Parse(r io.Reader) (Config, error) {
+	raw, err := io.ReadAll(io.LimitReader(r, 1<<20))
+	if err != nil {
+		return Config{}, err
+	}
+	cfg := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, oneLine(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// oneLine folds yaml.v3's multi-line type errors ("yaml: unmarshal errors:\n  line 3: ...")
+// into one line.
+func oneLine(err error) error {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "yaml: unmarshal errors:\n")
+	lines := strings.Split(msg, "\n")
+	for i := range lines {
+		lines[i] = strings.TrimSpace(lines[i])
+	}
+	return errors.New(strings.Join(lines, "; "))
+}
+
+// Validate checks every key; the error names the key.
+func (c Config) Validate() error {
+	if _, err := c.ZooKeeper.ServerList(); err != nil {
+		return err
+	}
+	if c.ZooKeeper.SessionTimeout <= 0 {
+		return fmt.Errorf("zookeeper.sessionTimeout: must be positive")
+	}
+	if c.ZooKeeper.Auth != "" {
+		if _, _, err := c.ZooKeeper.Digest(); err != nil {
+			return err
+		}
+	}
+	if err := validateHostPort("temporal.hostPort", c.Temporal.HostPort); err != nil {
+		return err
+	}
+	if c.Temporal.Namespace == "" {
+		return fmt.Errorf("temporal.namespace: must not be empty")
+	}
+	if c.Temporal.TaskQueue == "" {
+		return fmt.Errorf("temporal.taskQueue: must not be empty")
+	}
+	if c.S3.Endpoint != "" && !strings.HasPrefix(c.S3.Endpoint, "http://") && !strings.HasPrefix(c.S3.Endpoint, "https://") {
+		return fmt.Errorf("s3.endpoint %q: must start with http:// or https://", c.S3.Endpoint)
+	}
+	if c.S3.Region == "" {
+		return fmt.Errorf("s3.region: must not be empty")
+	}
+	if c.Backup.WebServerPort <= 0 || c.Backup.WebServerPort > 65535 {
+		return fmt.Errorf("backup.webServerPort %d: must be a TCP port (1-65535)", c.Backup.WebServerPort)
+	}
+	if c.Backup.BackupInterval <= 0 {
+		return fmt.Errorf("backup.backupInterval %d: must be a positive number of seconds", c.Backup.BackupInterval)
+	}
+	if _, err := storage.ParseURL(c.Backup.Bucket); err != nil {
+		return fmt.Errorf("backup.bucket: %w", err)
+	}
+	if p := c.Backup.BackupPrefix; p == "" || strings.ContainsAny(p, "/\\") || strings.TrimSpace(p) != p {
+		return fmt.Errorf("backup.backupPrefix %q: must be a non-empty name without slashes", p)
+	}
+	if err := znode.ValidatePath(c.Backup.ManagedLedgerPath); err != nil || c.Backup.ManagedLedgerPath == "/" {
+		return fmt.Errorf("backup.managedLedgerPath %q: must be an absolute znode path below /", c.Backup.ManagedLedgerPath)
+	}
+	if c.Restore.Bucket != "" {
+		if _, err := storage.ParseURL(c.Restore.Bucket); err != nil {
+			return fmt.Errorf("restore.bucket: %w", err)
+		}
+	}
+	if c.Restore.Enable {
+		if c.Restore.RestorePoint == "" {
+			return fmt.Errorf("restore.restorePoint: required when restore.enable is true")
+		}
+	}
+	if c.Restore.RestorePoint != "" {
+		if _, _, err := storage.SplitObjectURL(c.Restore.RestorePoint); err != nil {
+			return fmt.Errorf("restore.restorePoint: %w", err)
+		}
+	}
+	if strings.TrimSpace(c.Restore.RestoreVersion) == "" {
+		return fmt.Errorf("restore.restoreVersion: must not be empty")
+	}
+	return nil
+}
+
+// ServerList splits zookeeper.servers into host:port entries.
+func (z ZooKeeper) ServerList() ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(z.Servers, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if err := validateHostPort("zookeeper.servers", s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("zookeeper.servers: must list at least one host:port")
+	}
+	return out, nil
+}
+
+// Digest splits zookeeper.auth into user and password. The error never contains the password.
+func (z ZooKeeper) Digest() (user, password string, err error) {
+	rest, ok := strings.CutPrefix(z.Auth, "digest:")
+	user, password, ok2 := strings.Cut(rest, ":")
+	if !ok || !ok2 || user == "" || password == "" {
+		return "", "", fmt.Errorf("zookeeper.auth: must be \"digest:user:password\" (value not shown)")
+	}
+	return user, password, nil
+}
+
+func validateHostPort(key, v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil || host == "" {
+		return fmt.Errorf("%s %q: must be host:port", key, v)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p <= 0 || p > 65535 {
+		return fmt.Errorf("%s %q: port must be 1-65535", key, v)
+	}
+	return nil
+}
+
+// Redacted returns a copy safe to log or print: secrets replaced.
+func (c Config) Redacted() Config {
+	if c.ZooKeeper.Auth != "" {
+		user, _, err := c.ZooKeeper.Digest()
+		if err != nil {
+			user = "?"
+		}
+		c.ZooKeeper.Auth = "digest:" + user + ":***"
+	}
+	return c
+}
