@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -131,7 +132,7 @@ func Parse(r io.Reader) (Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, oneLine(err)
+		return Config{}, nameKeys(raw, oneLine(err))
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
@@ -149,6 +150,54 @@ func oneLine(err error) error {
 		lines[i] = strings.TrimSpace(lines[i])
 	}
 	return errors.New(strings.Join(lines, "; "))
+}
+
+var lineRef = regexp.MustCompile(`line (\d+): `)
+
+// nameKeys rewrites yaml.v3's "line 7: cannot unmarshal ..." into "backup.backupInterval
+// (line 7): cannot unmarshal ...", so the error names the key as well as the line.
+func nameKeys(raw []byte, err error) error {
+	var root yaml.Node
+	if yaml.Unmarshal(raw, &root) != nil {
+		return err
+	}
+	msg := lineRef.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		n, _ := strconv.Atoi(lineRef.FindStringSubmatch(m)[1])
+		if key := keyAtLine(&root, n, ""); key != "" {
+			return fmt.Sprintf("%s (line %d): ", key, n)
+		}
+		return m
+	})
+	msg = unknownField.ReplaceAllString(msg, "unknown key")
+	return errors.New(msg)
+}
+
+var unknownField = regexp.MustCompile(`field \S+ not found in type \S+`)
+
+func keyAtLine(n *yaml.Node, line int, prefix string) string {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			if k := keyAtLine(c, line, prefix); k != "" {
+				return k
+			}
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			name := k.Value
+			if prefix != "" {
+				name = prefix + "." + name
+			}
+			if k.Line == line || v.Line == line && v.Kind == yaml.ScalarNode {
+				return name
+			}
+			if sub := keyAtLine(v, line, name); sub != "" {
+				return sub
+			}
+		}
+	}
+	return ""
 }
 
 // Validate checks every key; the error names the key.

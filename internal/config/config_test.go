@@ -1,0 +1,110 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsAreTheSeeds(t *testing.T) {
+	cfg, err := Parse(strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Backup.WebServerPort != 8088 || cfg.Backup.BackupInterval != 600 || cfg.Backup.Bucket != "s3a://metadata-backup" ||
+		cfg.Backup.BackupPrefix != "metadata-backup" || cfg.Backup.ManagedLedgerPath != "/managed-ledgers" ||
+		cfg.Restore.RestoreVersion != "1" || cfg.Temporal.TaskQueue != "metadata-backup" ||
+		time.Duration(cfg.ZooKeeper.SessionTimeout) != 30*time.Second || cfg.Backup.Enable || cfg.Restore.Enable {
+		t.Fatalf("defaults %+v", cfg)
+	}
+}
+
+func TestParseOverridesDefaults(t *testing.T) {
+	cfg, err := Parse(strings.NewReader(`
+zookeeper:
+  servers: "zk-0:2181, zk-1:2181"
+  sessionTimeout: 10s
+  auth: "digest:pulsar:s3cret"
+s3:
+  endpoint: "http://127.0.0.1:9000"
+  forcePathStyle: true
+backup:
+  enable: true
+  backupInterval: 30
+  bucket: "s3://other/sub/dir"
+restore:
+  restorePoint: "s3a://my-backuprestore/pulsar-backup-1623721488825.tar.gz"
+  restoreVersion: "2"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers, _ := cfg.ZooKeeper.ServerList()
+	if len(servers) != 2 || servers[1] != "zk-1:2181" || !cfg.Backup.Enable || cfg.Backup.BackupInterval != 30 ||
+		time.Duration(cfg.ZooKeeper.SessionTimeout) != 10*time.Second || !cfg.S3.ForcePathStyle {
+		t.Fatalf("parsed %+v", cfg)
+	}
+	if u, p, err := cfg.ZooKeeper.Digest(); err != nil || u != "pulsar" || p != "s3cret" {
+		t.Fatalf("digest %q %q %v", u, p, err)
+	}
+	if r := cfg.Redacted(); strings.Contains(r.ZooKeeper.Auth, "s3cret") || r.ZooKeeper.Auth != "digest:pulsar:***" {
+		t.Fatalf("redacted %q", r.ZooKeeper.Auth)
+	}
+}
+
+// Each invalid file fails with one line that names the key and the problem.
+func TestInvalidConfigNamesKey(t *testing.T) {
+	cases := map[string]string{
+		"backup:\n  backupIntervall: 5\n":              "backupIntervall",
+		"backup:\n  backupInterval: -5\n":              "backup.backupInterval",
+		"backup:\n  backupInterval: soon\n":            "backupInterval",
+		"backup:\n  bucket: \"http://x\"\n":            "backup.bucket",
+		"backup:\n  bucket: \"s3a://\"\n":              "backup.bucket",
+		"backup:\n  webServerPort: 70000\n":            "backup.webServerPort",
+		"backup:\n  backupPrefix: \"a/b\"\n":           "backup.backupPrefix",
+		"backup:\n  managedLedgerPath: \"ml\"\n":       "backup.managedLedgerPath",
+		"zookeeper:\n  servers: \"\"\n":                "zookeeper.servers",
+		"zookeeper:\n  servers: \"zk\"\n":              "zookeeper.servers",
+		"zookeeper:\n  sessionTimeout: 0s\n":           "zookeeper.sessionTimeout",
+		"zookeeper:\n  auth: \"digest:onlyuser\"\n":    "zookeeper.auth",
+		"temporal:\n  hostPort: \"nohost\"\n":          "temporal.hostPort",
+		"s3:\n  endpoint: \"minio:9000\"\n":            "s3.endpoint",
+		"restore:\n  enable: true\n":                   "restore.restorePoint",
+		"restore:\n  restorePoint: \"s3a://bucket\"\n": "restore.restorePoint",
+		"restore:\n  restoreVersion: \"\"\n":           "restore.restoreVersion",
+		"nonsense: [":                                  "yaml",
+	}
+	for in, key := range cases {
+		_, err := Parse(strings.NewReader(in))
+		if err == nil {
+			t.Errorf("%q: accepted", in)
+			continue
+		}
+		if !strings.Contains(err.Error(), key) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: error %q should be one line naming %s", in, err, key)
+		}
+	}
+}
+
+func TestAuthErrorNeverShowsPassword(t *testing.T) {
+	_, err := Parse(strings.NewReader("zookeeper:\n  auth: \"md5:user:hunter2\"\n"))
+	if err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("err %v", err)
+	}
+}
+
+func TestLoadNamesFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("backup:\n  backupInterval: 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("err %v", err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); err == nil {
+		t.Fatal("missing file accepted")
+	}
+}
