@@ -1,0 +1,67 @@
+# Two commands on a fresh machine: `make dev` runs the whole thing locally, `make test`
+# passes the tests. Both install what is missing first (`make deps`).
+
+SHELL := /bin/bash
+BIN := $(CURDIR)/bin
+GO ?= go
+export PATH := $(BIN):$(PATH)
+
+# Pinned versions of the servers the tests and `make dev` run.
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+TEMPORAL_CLI_VERSION := v1.5.1
+STATICCHECK_VERSION := v0.8.2
+ZOOKEEPER_HOME ?= /usr/share/zookeeper
+export ZOOKEEPER_HOME
+
+TEST_FLAGS ?= -count=1 -timeout 25m -p 2
+BENCH_NODES ?= 100000
+
+.PHONY: all build deps deps-zookeeper deps-minio deps-temporal deps-staticcheck test unit lint bench dev clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/worker ./worker
+	$(GO) build -o $(BIN)/starter ./starter
+	$(GO) build -o $(BIN)/api ./api
+	$(GO) build -o $(BIN)/devseed ./scripts/devseed
+
+deps: deps-zookeeper deps-minio deps-temporal
+
+deps-zookeeper:
+	@if [ ! -x $(ZOOKEEPER_HOME)/bin/zkServer.sh ]; then \
+		echo "installing ZooKeeper (Debian package zookeeper)"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq zookeeper >/dev/null; \
+	fi
+	@test -x $(ZOOKEEPER_HOME)/bin/zkServer.sh || { echo "ZooKeeper not found at $(ZOOKEEPER_HOME)"; exit 1; }
+
+deps-minio:
+	@test -x $(BIN)/minio || { echo "installing MinIO $(MINIO_VERSION) into bin/ (a few minutes)"; \
+		GOBIN=$(BIN) $(GO) install github.com/minio/minio@$(MINIO_VERSION); }
+
+deps-temporal:
+	@test -x $(BIN)/temporal || { echo "installing Temporal CLI $(TEMPORAL_CLI_VERSION) into bin/ (a few minutes)"; \
+		GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION); }
+
+deps-staticcheck:
+	@test -x $(BIN)/staticcheck || GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# All tests: unit, workflow (testsuite) and integration (real ZooKeeper, MinIO, Temporal).
+test: deps
+	$(GO) test $(TEST_FLAGS) ./...
+
+lint: deps-staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+# Throughput against in-run yardsticks (ratios) and the dump's peak RSS.
+bench: deps
+	BENCH_NODES=$(BENCH_NODES) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/zookeeper/
+
+dev: deps build
+	./scripts/dev.sh
+
+clean:
+	rm -rf $(BIN) .dev
