@@ -144,12 +144,25 @@ type Snapshot struct {
 	ArchiveBytes int64
 }
 
-// Latest is the newest restorable backup.
+// Latest is the newest restorable backup this deployment's workflows made or, when no run
+// is restorable (none within the history's retention), the newest restorable archive in the
+// bucket. Runs come first because an archive copied or written into the prefix by someone
+// else is not this deployment's backup, and only a run has stage durations.
 func (s Snapshot) Latest() (Backup, bool) {
-	for _, b := range s.Backups {
-		if b.Restorable() {
+	var fallback *Backup
+	for i, b := range s.Backups {
+		if !b.Restorable() {
+			continue
+		}
+		if b.Source == FromTemporal {
 			return b, true
 		}
+		if fallback == nil {
+			fallback = &s.Backups[i]
+		}
+	}
+	if fallback != nil {
+		return *fallback, true
 	}
 	return Backup{}, false
 }

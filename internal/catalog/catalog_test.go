@@ -217,9 +217,18 @@ func TestBuildMergesRunsWithBucket(t *testing.T) {
 	if snap.Archives != 5 || snap.ArchiveBytes != wantBytes {
 		t.Errorf("archives = %d (%d bytes), want 5 (%d bytes)", snap.Archives, snap.ArchiveBytes, wantBytes)
 	}
-	// The newest run is missing and the junk is unreadable: latest is the foreign archive at t3.
-	if l, ok := snap.Latest(); !ok || l.Name != millisName(t3) {
+	// The newest run is missing, the junk is unreadable, and runs come before the foreign
+	// archive at t3: latest is the run at t2.
+	if l, ok := snap.Latest(); !ok || l.Name != millisName(t2) {
 		t.Errorf("latest = %+v, %v", l, ok)
+	}
+	// Without restorable runs (retention has dropped them all), the newest foreign archive.
+	snap, err = c.Build(ctx, runs[2:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, ok := snap.Latest(); !ok || l.Name != millisName(t3) || l.Source != FromBucket {
+		t.Errorf("latest without runs = %+v, %v", l, ok)
 	}
 }
 
