@@ -27,7 +27,8 @@ const (
 // the digest-protected znodes and which lets conn read them back; the TTL node needs a server
 // with extendedTypesEnabled=true.
 //
-// ctx is checked between requests; a cancelled Populate leaves a partial tree.
+// ctx is checked between requests. On any error Populate returns an empty Summary and leaves
+// what it created so far in place.
 func Populate(ctx context.Context, conn *zk.Conn, o Options) (Summary, error) {
 	p, err := buildPlan(o)
 	if err != nil {
@@ -72,7 +73,7 @@ func Populate(ctx context.Context, conn *zk.Conn, o Options) (Summary, error) {
 			size := opSize(o)
 			if len(batch) == maxBatchOps || batchBytes+size > maxBatchBytes {
 				if err := flush(); err != nil {
-					return sum, err
+					return Summary{}, err
 				}
 			}
 			batch = append(batch, &zk.CreateRequest{Path: o.path, Data: o.data, Acl: o.acl, Flags: o.flags})
@@ -81,10 +82,10 @@ func Populate(ctx context.Context, conn *zk.Conn, o Options) (Summary, error) {
 			continue
 		}
 		if err := flush(); err != nil {
-			return sum, err
+			return Summary{}, err
 		}
 		if err := ctx.Err(); err != nil {
-			return sum, fmt.Errorf("pulsartree: %w", err)
+			return Summary{}, fmt.Errorf("pulsartree: %w", err)
 		}
 		var err error
 		switch o.kind {
@@ -96,16 +97,16 @@ func Populate(ctx context.Context, conn *zk.Conn, o Options) (Summary, error) {
 			_, err = conn.CreateTTL(o.path, o.data, o.flags, o.acl, TTL)
 		case opSetACL:
 			if _, err = conn.SetACL(o.path, o.acl, -1); err != nil {
-				return sum, fmt.Errorf("pulsartree: set ACL of %s: %w", o.path, err)
+				return Summary{}, fmt.Errorf("pulsartree: set ACL of %s: %w", o.path, err)
 			}
 			continue
 		}
 		if err != nil {
-			return sum, createError(o.path, err)
+			return Summary{}, createError(o.path, err)
 		}
 	}
 	if err := flush(); err != nil {
-		return sum, err
+		return Summary{}, err
 	}
 	return sum, nil
 }

@@ -316,3 +316,42 @@ func TestPopulateSizedAwkward(t *testing.T) {
 		}
 	})
 }
+
+func TestPopulateStoppedClusterCustomPathOneCodec(t *testing.T) {
+	z := testenv.StartZooKeeper(t)
+	conn := connect(t, z.Addr)
+	o := Options{Tenants: 2, NamespacesPerTenant: 1, TopicsPerNamespace: 3, SubscriptionsPerTopic: 1, LedgersPerTopic: 3,
+		ManagedLedgerPath: "/pulsar/ml", Compression: mlpb.CompressionType_SNAPPY}
+	sum, err := Populate(context.Background(), conn, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := walk(t, conn)
+	if sum.Ephemeral != 0 || len(nodes) != sum.Persistent {
+		t.Errorf("walk found %d znodes; Summary says %d persistent, %d ephemeral", len(nodes), sum.Persistent, sum.Ephemeral)
+	}
+	snappy := managedledger.Format{Header: true, Compression: mlpb.CompressionType_SNAPPY}
+	for i, top := range sum.Topics {
+		want := managedledger.Plain
+		if i%3 == 0 {
+			want = snappy
+		}
+		if top.Format != want || !strings.HasPrefix(top.Path, "/pulsar/ml/") {
+			t.Errorf("topic %d %s: %v", i, top.Path, top.Format)
+		}
+		for _, c := range top.Cursors {
+			if c.Format != managedledger.Plain {
+				t.Errorf("%s: %v", c.Path, c.Format)
+			}
+		}
+	}
+	sp := sum.Special
+	if len(sp.Compressed) != 1 || sp.Compressed[snappy] == "" || sp.Binary != "" || sp.Digest != nil || sp.Sequential != nil {
+		t.Errorf("special cases without Awkward: %+v", sp)
+	}
+	for _, n := range nodes {
+		if strings.HasPrefix(n.path, "/managed-ledgers") || strings.HasPrefix(n.path, awkwardRoot) {
+			t.Errorf("unexpected %s", n.path)
+		}
+	}
+}

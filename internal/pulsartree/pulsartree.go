@@ -19,6 +19,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger/mlpb"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
 // Options shape the tree. Zero counts are allowed (no tenants gives only the cluster-wide
@@ -30,9 +31,12 @@ type Options struct {
 	Tenants, NamespacesPerTenant, TopicsPerNamespace, SubscriptionsPerTopic, LedgersPerTopic int
 	// Brokers is the number of live brokers: each has an ephemeral
 	// /loadbalance/brokers/<host:port> and a bookie with an ephemeral
-	// /ledgers/available/<host:3181>, and every namespace's bundle is owned (an ephemeral
+	// /ledgers/available/<host:3181>, one of them holds the ephemeral /loadbalance/leader,
+	// and every namespace's bundle is owned (an ephemeral
 	// /namespace/<tenant>/<ns>/0x00000000_0xffffffff). Ephemerals belong to the session of
-	// the connection given to Populate; they vanish when it closes.
+	// the connection given to Populate; they vanish when it closes. With no brokers the
+	// cluster is stopped: no ephemerals, and the persistent state (cookies of one bookie)
+	// stays.
 	Brokers int
 	// Awkward adds the awkward cases listed in Special.
 	Awkward bool
@@ -113,8 +117,8 @@ func (o Options) validate() error {
 	if _, ok := mlpb.CompressionType_name[int32(o.Compression)]; !ok {
 		return fmt.Errorf("pulsartree: unknown compression type %d", int32(o.Compression))
 	}
-	if o.ManagedLedgerPath == "/" || o.ManagedLedgerPath[0] != '/' {
-		return fmt.Errorf("pulsartree: ManagedLedgerPath %q is not an absolute path below /", o.ManagedLedgerPath)
+	if err := znode.ValidatePath(o.ManagedLedgerPath); err != nil || o.ManagedLedgerPath == "/" {
+		return fmt.Errorf("pulsartree: ManagedLedgerPath %q is not a znode path below /", o.ManagedLedgerPath)
 	}
 	return nil
 }
