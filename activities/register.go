@@ -1,0 +1,13 @@
+package activities
+
+import (
+	"go.temporal.io/sdk/worker"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+)
+
+// RegisterBackup registers the backup stages, bound to cfg. The worker must run with
+// worker.Options{EnableSessionWorker: true}: the stages run in a session.
+func RegisterBackup(w worker.Registry, cfg config.Config) {
+	w.RegisterActivity(&Backup{Config: cfg})
+}

@@ -1,0 +1,118 @@
+package workflows
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
+)
+
+func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+	env.RegisterWorkflowWithOptions(BackupWorkflow, workflowRegisterOptions(BackupWorkflowName))
+	env.RegisterActivity(&activities.Backup{})
+	env.SetStartTime(time.UnixMilli(1700000000000))
+	t.Cleanup(func() { env.AssertExpectations(t) })
+	return env
+}
+
+var prep = activities.PrepareResult{
+	Key: "metadata-backup-1700000000000.tar.gz", URL: "s3a://b/metadata-backup-1700000000000.tar.gz",
+	StagingDir: "/tmp/stage/x", ZxidStart: 0x1a2b, Source: []string{"zk:2181"},
+}
+
+func TestBackupChainsStagesAndReportsExactResult(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.Target, mock.Anything).Return(activities.TargetInfo{Target: "s3a://b/metadata-backup"}, nil)
+	env.OnUpsertTypedSearchAttributes(temporal.NewSearchAttributes(TargetAttribute.ValueSet("s3a://b/metadata-backup"))).Return(nil).Once()
+	env.OnActivity(a.Prepare, mock.Anything, activities.PrepareInput{StartMillis: 1700000000000}).After(time.Second).Return(prep, nil).Once()
+	dump := activities.DumpResult{StreamPath: "/tmp/stage/x/znodes.jsonl", Znodes: 20102, EphemeralSkipped: 1, DataBytes: 99, StreamBytes: 555, StreamSHA256: "ab", ZxidEnd: 0x1a2f}
+	env.OnActivity(a.Dump, mock.Anything, activities.DumpInput{StagingDir: prep.StagingDir}).After(5*time.Second).Return(dump, nil).Once()
+	comp := activities.CompressResult{ArchivePath: "/tmp/stage/x/a.tar.gz", SizeNonCompressed: 123456, SizeCompressed: 34567, SHA256: "cd"}
+	env.OnActivity(a.Compress, mock.Anything, activities.CompressInput{Prepare: prep, Dump: dump}).After(2*time.Second).Return(comp, nil).Once()
+	env.OnActivity(a.Upload, mock.Anything, activities.UploadInput{ArchivePath: comp.ArchivePath, Key: prep.Key, Size: 34567}).After(3*time.Second).Return(activities.UploadResult{URL: prep.URL}, nil).Once()
+	env.OnActivity(a.Cleanup, mock.Anything, prep.StagingDir).Return(nil).Once()
+
+	env.ExecuteWorkflow(BackupWorkflowName)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res BackupResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.URL != prep.URL || res.Name != prep.Key || res.Znodes != 20102 || res.EphemeralSkipped != 1 ||
+		res.SizeNonCompressed != 123456 || res.SizeCompressed != 34567 || res.ZxidStart != "0x1a2b" ||
+		res.ZxidEnd != "0x1a2f" || res.SHA256 != "cd" || res.Target != "s3a://b/metadata-backup" ||
+		!res.Time.Equal(time.UnixMilli(1700000000000)) {
+		t.Fatalf("result %+v", res)
+	}
+	// Stage times come from the workflow clock; the mocks take 1, 5, 2 and 3 seconds.
+	d := res.Durations
+	if !near(d.Prepare, 1) || !near(d.Dump, 5) || !near(d.Compression, 2) || !near(d.Upload, 3) || !near(d.Total, 11) {
+		t.Fatalf("durations %+v", d)
+	}
+}
+
+func near(got, want float64) bool { return got >= want && got < want+0.5 }
+
+func TestBackupFailedStageStopsChainAndStillCleansUp(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.Target, mock.Anything).Return(activities.TargetInfo{Target: "s3a://b/p"}, nil)
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(prep, nil)
+	env.OnActivity(a.Dump, mock.Anything, mock.Anything).Return(activities.DumpResult{},
+		temporal.NewNonRetryableApplicationError("dump: read /x: not authorized (set zookeeper.auth)", activities.ErrTypeZooKeeperAuth, nil)).Once()
+	env.OnActivity(a.Cleanup, mock.Anything, prep.StagingDir).Return(nil).Once()
+
+	env.ExecuteWorkflow(BackupWorkflowName)
+	err := env.GetWorkflowError()
+	if err == nil {
+		t.Fatal("workflow succeeded")
+	}
+	if got := Cause(err); got != "dump: dump: read /x: not authorized (set zookeeper.auth)" {
+		t.Fatalf("cause %q", got)
+	}
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != activities.ErrTypeZooKeeperAuth {
+		t.Fatalf("error type lost: %v", err)
+	}
+}
+
+func TestBackupRetriesTransientDumpFailure(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.Target, mock.Anything).Return(activities.TargetInfo{Target: "s3a://b/p"}, nil)
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(prep, nil)
+	env.OnActivity(a.Dump, mock.Anything, mock.Anything).Return(activities.DumpResult{}, errors.New("zookeeper session expired")).Twice()
+	env.OnActivity(a.Dump, mock.Anything, mock.Anything).Return(activities.DumpResult{Znodes: 3}, nil).Once()
+	env.OnActivity(a.Compress, mock.Anything, mock.Anything).Return(activities.CompressResult{}, nil)
+	env.OnActivity(a.Upload, mock.Anything, mock.Anything).Return(activities.UploadResult{URL: "u"}, nil)
+	env.OnActivity(a.Cleanup, mock.Anything, mock.Anything).Return(nil).Once()
+	env.ExecuteWorkflow(BackupWorkflowName)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBackupPrepareFailureNamesCause(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.Target, mock.Anything).Return(activities.TargetInfo{Target: "s3a://b/p"}, nil)
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(activities.PrepareResult{},
+		temporal.NewNonRetryableApplicationError("check bucket: put s3a://nope/x: bucket does not exist", activities.ErrTypeBucketNotFound, nil)).Once()
+	env.ExecuteWorkflow(BackupWorkflowName)
+	err := env.GetWorkflowError()
+	if err == nil || !strings.HasPrefix(Cause(err), "prepare: check bucket") || strings.Contains(Cause(err), "\n") {
+		t.Fatalf("err %v, cause %q", err, Cause(err))
+	}
+}
