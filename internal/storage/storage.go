@@ -31,12 +31,18 @@ type ObjectInfo struct {
 // prefix, if it has one; URL gives the full address of a key for people to read.
 //
 // Contract shared by the implementations:
+//   - Keys are relative and '/'-separated; a key with a leading '/', a backslash, or an
+//     empty, "." or ".." segment is rejected, so no key can leave the prefix or directory.
+//   - Put stores what r yields. size is the number of bytes r yields, or -1 if unknown; when
+//     it is known and r yields a different number, Put fails.
 //   - Put is atomic: until it returns nil, nothing is visible under key, and a failed or
 //     cancelled Put leaves no object and no partial upload behind. An existing object under
-//     key is replaced.
+//     key is replaced. (One exception, S3 only: if the server stays unreachable for the
+//     ~10 s Put spends aborting a multipart upload, the upload's parts stay, invisible,
+//     until a lifecycle rule removes them; the error names the upload.)
 //   - Get streams the object; the caller closes the reader.
-//   - List calls fn once per object whose key starts with prefix, in lexical key order; an
-//     error from fn stops the listing and is returned.
+//   - List calls fn once per object whose key starts with prefix ("" for all), in lexical
+//     key order; an error from fn stops the listing and is returned as is.
 //   - Errors name the operation and the object URL, and wrap ErrNotExist, ErrBucketNotFound
 //     or ErrAccessDenied where they apply. Secrets never appear in them.
 type Store interface {
@@ -46,7 +52,8 @@ type Store interface {
 	List(ctx context.Context, prefix string, fn func(ObjectInfo) error) error
 	Delete(ctx context.Context, key string) error
 	// CheckWritable verifies the bucket exists and accepts writes, by writing and deleting a
-	// small probe object, so that a backup fails before it dumps anything.
+	// small probe object (.write-probe-<random>), so that a backup fails before it dumps
+	// anything.
 	CheckWritable(ctx context.Context) error
 	// URL is the full address of key, e.g. s3a://bucket/prefix/key or file:///dir/key.
 	URL(key string) string
