@@ -1,0 +1,184 @@
+// Command api serves the backup service's HTTP API on backup.webServerPort: the list of
+// backups (/backup/list), the latest one (/backup/latest), Prometheus metrics (/metrics) and
+// health probes (/healthz, /readyz). Everything it serves is read from Temporal and the
+// bucket, so any number of instances can run and a restart loses nothing.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
+)
+
+type options struct {
+	configPath     string
+	listen         string
+	cacheTTL       time.Duration
+	refreshTimeout time.Duration
+	maxRuns        int
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.configPath, "config", "", "config file (YAML), the same as the worker's")
+	flag.StringVar(&o.listen, "listen", "", "address to listen on (default \":<backup.webServerPort>\")")
+	flag.DurationVar(&o.cacheTTL, "cache-ttl", 10*time.Second, "how long a view of Temporal and the bucket is served before it is refreshed")
+	flag.DurationVar(&o.refreshTimeout, "refresh-timeout", 5*time.Second, "bound on one refresh from Temporal and the bucket; past it requests get 503")
+	flag.IntVar(&o.maxRuns, "max-runs", 1000, "most recent completed workflow runs read per refresh; older archives are listed from the bucket")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(o, logger); err != nil {
+		fmt.Fprintln(os.Stderr, "api:", err)
+		os.Exit(1)
+	}
+}
+
+func run(o options, logger *slog.Logger) error {
+	if o.configPath == "" {
+		return errors.New("--config FILE is required")
+	}
+	if o.cacheTTL <= 0 || o.refreshTimeout <= 0 || o.maxRuns <= 0 {
+		return errors.New("--cache-ttl, --refresh-timeout and --max-runs must be positive")
+	}
+	cfg, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+	if o.listen == "" {
+		o.listen = ":" + strconv.Itoa(cfg.Backup.WebServerPort)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	a, err := newAPI(ctx, cfg, o, logger)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+
+	l, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.listen, err)
+	}
+	srv := newHTTPServer(a.handler())
+	logger.Info("api listening", "addr", l.Addr().String(), "temporal", cfg.Temporal.HostPort,
+		"namespace", cfg.Temporal.Namespace, "target", a.target)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve on %s: %w", o.listen, err)
+	case <-ctx.Done():
+	}
+	logger.Info("api stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+}
+
+// api is the server with its connections, built from the config.
+type api struct {
+	*server
+	target string
+	tc     client.Client
+}
+
+// newAPI connects lazily: the process starts, and /healthz answers, even while Temporal or
+// the bucket is down; /readyz and the data endpoints say what is unreachable.
+func newAPI(ctx context.Context, cfg config.Config, o options, logger *slog.Logger) (*api, error) {
+	store, err := storage.Open(ctx, cfg.Backup.Bucket, storage.S3Options{
+		Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region, ForcePathStyle: cfg.S3.ForcePathStyle,
+	})
+	if err != nil {
+		return nil, err
+	}
+	tc, err := client.NewLazyClient(client.Options{
+		HostPort:  cfg.Temporal.HostPort,
+		Namespace: cfg.Temporal.Namespace,
+		Logger:    sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("temporal client for %s: %w", cfg.Temporal.HostPort, err)
+	}
+	target := workflows.Target(cfg.Backup.Bucket, cfg.Backup.BackupPrefix)
+	runs := newTemporalRuns(tc, target, o.maxRuns, logger)
+	cat := catalog.New(store, catalog.Options{Prefix: cfg.Backup.BackupPrefix})
+	redact := newRedactor(cfg)
+	snaps := newSnapshots(runs, cat, o.cacheTTL, o.refreshTimeout, logger)
+	snaps.redact = redact
+	checks := []check{
+		{name: "temporal", fn: runs.Ping},
+		{name: "bucket", fn: func(ctx context.Context) error { return probeBucket(ctx, store, cfg.Backup.BackupPrefix) }},
+	}
+	return &api{
+		server: newServer(snaps, checks, logger, redact),
+		target: target,
+		tc:     tc,
+	}, nil
+}
+
+func (a *api) close() { a.tc.Close() }
+
+var errStop = errors.New("stop")
+
+// probeBucket lists at most one page of the prefix: enough to prove the bucket exists and
+// the credentials may read it, without writing (the API may have read-only credentials).
+func probeBucket(ctx context.Context, st storage.Store, prefix string) error {
+	err := st.List(ctx, prefix, func(storage.ObjectInfo) error { return errStop })
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
+}
+
+// newRedactor returns a function that blanks the secrets this process knows of, in case
+// a library ever puts one into an error message.
+func newRedactor(cfg config.Config) func(string) string {
+	var secrets []string
+	for _, env := range []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		secrets = append(secrets, os.Getenv(env))
+	}
+	if cfg.ZooKeeper.Auth != "" {
+		if _, pw, err := cfg.ZooKeeper.Digest(); err == nil {
+			secrets = append(secrets, pw)
+		}
+	}
+	var pairs []string
+	for _, s := range secrets {
+		if len(s) >= 4 { // shorter strings would blank ordinary words
+			pairs = append(pairs, s, "***")
+		}
+	}
+	if len(pairs) == 0 {
+		return func(s string) string { return s }
+	}
+	return strings.NewReplacer(pairs...).Replace
+}

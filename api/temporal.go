@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
+)
+
+// runSource is what the API needs of Temporal: the BackupWorkflow runs of one target.
+type runSource interface {
+	// Counts returns how many runs have closed and how many of those did not complete
+	// (failed, timed out, terminated or cancelled).
+	Counts(ctx context.Context) (closed, failed int64, err error)
+	// Completed returns the backups of the most recently closed completed runs.
+	Completed(ctx context.Context) ([]catalog.Backup, error)
+	// Ping checks that Temporal answers queries about the target.
+	Ping(ctx context.Context) error
+}
+
+// temporalRuns reads runs from Temporal's visibility store, and results from history.
+// Results are kept by run ID: a closed run's result never changes, so each is fetched once.
+type temporalRuns struct {
+	c    client.Client
+	base string // the visibility query that selects this target's runs
+	// maxRuns caps the runs listed per refresh; older runs' archives appear as bucket
+	// entries.
+	maxRuns int
+	// fetchers is how many results are fetched at once.
+	fetchers int
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	results map[string]result
+}
+
+type result struct {
+	backup catalog.Backup
+	ok     bool // false: the result could not be decoded, skip the run
+}
+
+func newTemporalRuns(c client.Client, target string, maxRuns int, log *slog.Logger) *temporalRuns {
+	return &temporalRuns{
+		c:        c,
+		base:     targetQuery(target),
+		maxRuns:  maxRuns,
+		fetchers: 4,
+		log:      log,
+		results:  map[string]result{},
+	}
+}
+
+// targetQuery selects the BackupWorkflow runs tagged with target. Only this deployment's
+// runs carry its target, so deployments sharing a namespace never see each other's.
+func targetQuery(target string) string {
+	return fmt.Sprintf("WorkflowType = %s AND %s = %s",
+		quote(workflows.BackupWorkflowName), workflows.TargetAttribute.GetName(), quote(target))
+}
+
+// quote makes s a string literal of Temporal's visibility query language, which takes
+// backslash escapes inside single quotes.
+func quote(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+}
+
+const (
+	closedFilter    = " AND ExecutionStatus != 'Running'"
+	failedFilter    = " AND ExecutionStatus IN ('Failed', 'TimedOut', 'Terminated', 'Canceled')"
+	completedFilter = " AND ExecutionStatus = 'Completed'"
+)
+
+// count counts the runs query selects; what names them in errors.
+func (t *temporalRuns) count(ctx context.Context, what, query string) (int64, error) {
+	resp, err := t.c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
+	if err != nil {
+		return 0, fmt.Errorf("count %s %s runs: %w", what, workflows.BackupWorkflowName, err)
+	}
+	return resp.GetCount(), nil
+}
+
+func (t *temporalRuns) Counts(ctx context.Context) (closed, failed int64, err error) {
+	if closed, err = t.count(ctx, "closed", t.base+closedFilter); err != nil {
+		return 0, 0, err
+	}
+	if failed, err = t.count(ctx, "failed", t.base+failedFilter); err != nil {
+		return 0, 0, err
+	}
+	return closed, failed, nil
+}
+
+// Ping runs the same kind of query as a refresh, so it also fails when the namespace or
+// the search attribute is missing.
+func (t *temporalRuns) Ping(ctx context.Context) error {
+	_, err := t.count(ctx, "all", t.base)
+	return err
+}
+
+type runRef struct{ workflowID, runID string }
+
+func (t *temporalRuns) Completed(ctx context.Context) ([]catalog.Backup, error) {
+	refs, err := t.listCompleted(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var todo []runRef
+	t.mu.Lock()
+	listed := make(map[string]bool, len(refs))
+	for _, r := range refs {
+		listed[r.runID] = true
+		if _, ok := t.results[r.runID]; !ok {
+			todo = append(todo, r)
+		}
+	}
+	for id := range t.results {
+		if !listed[id] {
+			delete(t.results, id) // aged out of retention or past maxRuns
+		}
+	}
+	t.mu.Unlock()
+
+	if err := t.fetchAll(ctx, todo); err != nil {
+		return nil, err
+	}
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]catalog.Backup, 0, len(refs))
+	for _, r := range refs {
+		if res, ok := t.results[r.runID]; ok && res.ok {
+			out = append(out, res.backup)
+		}
+	}
+	return out, nil
+}
+
+// listCompleted pages through visibility, newest closed first, up to maxRuns runs.
+func (t *temporalRuns) listCompleted(ctx context.Context) ([]runRef, error) {
+	query := t.base + completedFilter
+	var refs []runRef
+	var token []byte
+	for len(refs) < t.maxRuns {
+		resp, err := t.c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query:         query,
+			PageSize:      int32(min(t.maxRuns-len(refs), 1000)),
+			NextPageToken: token,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list completed %s runs: %w", workflows.BackupWorkflowName, err)
+		}
+		for _, e := range resp.GetExecutions() {
+			if len(refs) == t.maxRuns {
+				break
+			}
+			refs = append(refs, runRef{workflowID: e.GetExecution().GetWorkflowId(), runID: e.GetExecution().GetRunId()})
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			break
+		}
+	}
+	return refs, nil
+}
+
+// fetchAll fetches the results of refs, a few at a time. Results fetched before an error
+// are kept, so a refresh cut short by its timeout still makes progress for the next one.
+func (t *temporalRuns) fetchAll(ctx context.Context, refs []runRef) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan runRef)
+	var wg sync.WaitGroup
+	var once sync.Once
+	var firstErr error
+	for range min(t.fetchers, len(refs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range work {
+				if err := t.fetch(ctx, r); err != nil {
+					once.Do(func() { firstErr = err; cancel() })
+				}
+			}
+		}()
+	}
+	for _, r := range refs {
+		if ctx.Err() != nil {
+			break
+		}
+		work <- r
+	}
+	close(work)
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		return fmt.Errorf("fetch workflow results: %w", ctx.Err())
+	}
+	return firstErr
+}
+
+func (t *temporalRuns) fetch(ctx context.Context, r runRef) error {
+	var raw json.RawMessage
+	err := t.c.GetWorkflow(ctx, r.workflowID, r.runID).Get(ctx, &raw)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return nil // deleted since it was listed; the next listing will not have it
+	case err != nil:
+		return fmt.Errorf("get result of workflow %s run %s: %w", r.workflowID, r.runID, err)
+	}
+	var res workflows.BackupResult
+	if err := json.Unmarshal(raw, &res); err != nil || res.Name == "" {
+		// Not a result this API understands (another version of the workflow?). Skipping
+		// it leaves its archive, if any, listed from the bucket.
+		t.log.Warn("skipping a BackupWorkflow result that is not a backup", "workflowId", r.workflowID, "runId", r.runID, "error", err)
+		t.store(r, result{})
+		return nil
+	}
+	t.store(r, result{backup: fromResult(res, r), ok: true})
+	return nil
+}
+
+func (t *temporalRuns) store(r runRef, res result) {
+	t.mu.Lock()
+	t.results[r.runID] = res
+	t.mu.Unlock()
+}
+
+// fromResult is a run's entry in the list.
+func fromResult(res workflows.BackupResult, r runRef) catalog.Backup {
+	return catalog.Backup{
+		Name:              res.Name,
+		URL:               res.URL,
+		Time:              res.Time.UTC(),
+		Znodes:            &res.Znodes,
+		EphemeralSkipped:  &res.EphemeralSkipped,
+		DataBytes:         &res.DataBytes,
+		SizeNonCompressed: &res.SizeNonCompressed,
+		SizeCompressed:    res.SizeCompressed,
+		ZxidStart:         res.ZxidStart,
+		ZxidEnd:           res.ZxidEnd,
+		SHA256:            res.SHA256,
+		Durations: &catalog.Durations{
+			Prepare:     res.Durations.Prepare,
+			Dump:        res.Durations.Dump,
+			Compression: res.Durations.Compression,
+			Upload:      res.Durations.Upload,
+			Total:       res.Durations.Total,
+		},
+		WorkflowID: r.workflowID,
+		RunID:      r.runID,
+		Source:     catalog.FromTemporal,
+	}
+}
