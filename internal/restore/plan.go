@@ -1,0 +1,360 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
+)
+
+// ErrUnrestorable is wrapped by errors about an archive that is well-formed but that a
+// restore cannot apply (a managed-ledger payload that does not decode, say). Retrying cannot
+// fix it.
+var ErrUnrestorable = errors.New("archive cannot be restored")
+
+// Limits on the lists of a Plan, which travels as a workflow result: counts are always
+// complete, lists hold the first entries in archive order.
+const (
+	MaxListedTopics    = 500
+	MaxListedNames     = 1000
+	MaxListedConflicts = 100
+)
+
+// Plan is what a restore of an archive does: the dry run's output, and the counts of the
+// report. Counts are exact; lists stop at the Max* limits (ListsTruncated says so).
+type Plan struct {
+	// Znodes is the number of records in the archive.
+	Znodes int64 `json:"znodes"`
+	// Create is the number of znodes the restore creates (or finds identical), and
+	// CreateByTopLevel the same per top-level path ("/admin": 120, ...).
+	Create           int64            `json:"create"`
+	CreateByTopLevel map[string]int64 `json:"createByTopLevel"`
+	// Skipped counts, per reason (SkipReasons), the records not restored.
+	Skipped map[string]int64 `json:"skipped"`
+	// ManagedLedgers and Cursors count the rewritten znodes; PayloadFormats counts them per
+	// stored form ("managed-ledger/plain", "cursor/lz4", ...).
+	ManagedLedgers int64            `json:"managedLedgers"`
+	Cursors        int64            `json:"cursors"`
+	PayloadFormats map[string]int64 `json:"payloadFormats"`
+	// LedgersKept are ledgers fully offloaded to tiered storage, kept with bookkeeperDeleted
+	// set; LedgersDropped the others, whose data stayed in the old BookKeeper.
+	LedgersKept    int64 `json:"ledgersKept"`
+	LedgersDropped int64 `json:"ledgersDropped"`
+	// CursorsReset counts cursors whose mark-delete position moved back to a kept position;
+	// every cursor gets cursorsLedgerId -1. CursorsWithoutKeptLedger counts cursors of
+	// managed ledgers with no kept ledger, left at their position.
+	CursorsReset             int64 `json:"cursorsReset"`
+	CursorsWithoutKeptLedger int64 `json:"cursorsWithoutKeptLedger"`
+	// Topics lists, per managed ledger, the ledgers kept and dropped and the cursors reset.
+	Topics      []TopicPlan `json:"topics"`
+	TopicsCount int64       `json:"topicsCount"`
+	// TopicsWithDataLoss are the topics with at least one dropped ledger.
+	TopicsWithDataLoss      []string `json:"topicsWithDataLoss"`
+	TopicsWithDataLossCount int64    `json:"topicsWithDataLossCount"`
+	// SchemasLost are schema locators pointing into BookKeeper ledgers, which the new
+	// cluster does not have: restored as they are, but their schema data is gone.
+	SchemasLost      []SchemaLoss `json:"schemasLost"`
+	SchemasLostCount int64        `json:"schemasLostCount"`
+	// Existing counts znodes the target already holds exactly as the restore would create
+	// them; Conflicts names those it holds differently (the restore refuses to overwrite).
+	// Both are only known when the plan was made against the target's contents.
+	Existing       int64    `json:"existing"`
+	Conflicts      []string `json:"conflicts"`
+	ConflictsCount int64    `json:"conflictsCount"`
+	ListsTruncated bool     `json:"listsTruncated"`
+}
+
+// TopicPlan is one managed ledger's rewrite.
+type TopicPlan struct {
+	// Topic is persistent://<tenant>/<ns>/<topic>, Path its znode.
+	Topic   string        `json:"topic"`
+	Path    string        `json:"path"`
+	Format  string        `json:"format"`
+	Kept    []int64       `json:"kept"`
+	Dropped []int64       `json:"dropped"`
+	Cursors []CursorReset `json:"cursorsReset,omitempty"`
+}
+
+// CursorReset is a cursor whose mark-delete position moved.
+type CursorReset struct {
+	Cursor string `json:"cursor"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+}
+
+// SchemaLoss is a schema whose data lived in BookKeeper.
+type SchemaLoss struct {
+	Path    string  `json:"path"`
+	Ledgers []int64 `json:"ledgers"`
+}
+
+// planner accumulates a Plan from Items.
+type planner struct {
+	p      Plan
+	mlPath string
+	topic  map[string]int // index in p.Topics of listed topics
+	target map[string]znode.Record
+}
+
+func newPlanner(mlPath string, target map[string]znode.Record) *planner {
+	pl := &planner{mlPath: cleanMLPath(mlPath), topic: map[string]int{}, target: target}
+	pl.p.CreateByTopLevel = map[string]int64{}
+	pl.p.Skipped = map[string]int64{}
+	for _, r := range SkipReasons {
+		pl.p.Skipped[r] = 0
+	}
+	pl.p.PayloadFormats = map[string]int64{}
+	pl.p.Topics = []TopicPlan{}
+	pl.p.TopicsWithDataLoss = []string{}
+	pl.p.SchemasLost = []SchemaLoss{}
+	pl.p.Conflicts = []string{}
+	return pl
+}
+
+func (pl *planner) add(it Item) {
+	p := &pl.p
+	p.Znodes++
+	if it.Skip != "" {
+		p.Skipped[it.Skip]++
+		return
+	}
+	p.Create++
+	p.CreateByTopLevel[topLevel(it.Record.Path)]++
+	if pl.target != nil {
+		if have, ok := pl.target[it.Record.Path]; ok {
+			if Same(have, it.Record) {
+				p.Existing++
+			} else {
+				p.ConflictsCount++
+				if len(p.Conflicts) < MaxListedConflicts {
+					p.Conflicts = append(p.Conflicts, it.Record.Path)
+				} else {
+					p.ListsTruncated = true
+				}
+			}
+		}
+	}
+	switch it.Kind {
+	case KindManagedLedger:
+		lr := it.Ledger
+		p.ManagedLedgers++
+		p.PayloadFormats["managed-ledger/"+lr.Format.String()]++
+		p.LedgersKept += int64(len(lr.Kept))
+		p.LedgersDropped += int64(len(lr.Dropped))
+		p.TopicsCount++
+		name := pl.topicName(it.Record.Path)
+		if len(lr.Dropped) > 0 {
+			p.TopicsWithDataLossCount++
+			if len(p.TopicsWithDataLoss) < MaxListedNames {
+				p.TopicsWithDataLoss = append(p.TopicsWithDataLoss, name)
+			} else {
+				p.ListsTruncated = true
+			}
+		}
+		if len(p.Topics) < MaxListedTopics {
+			pl.topic[it.Record.Path] = len(p.Topics)
+			dropped := lr.Dropped
+			if dropped == nil {
+				dropped = []int64{}
+			}
+			p.Topics = append(p.Topics, TopicPlan{Topic: name, Path: it.Record.Path, Format: lr.Format.String(), Kept: lr.KeptIDs(), Dropped: dropped})
+		} else {
+			p.ListsTruncated = true
+		}
+	case KindCursor:
+		cr := it.Cursor
+		p.Cursors++
+		p.PayloadFormats["cursor/"+cr.Format.String()]++
+		if cr.NoKeptLedger {
+			p.CursorsWithoutKeptLedger++
+		}
+		if cr.Moved {
+			p.CursorsReset++
+			if i, ok := pl.topic[znode.Parent(it.Record.Path)]; ok {
+				t := &p.Topics[i]
+				name := it.Record.Path[strings.LastIndexByte(it.Record.Path, '/')+1:]
+				t.Cursors = append(t.Cursors, CursorReset{Cursor: name, From: cr.From.String(), To: cr.To.String()})
+			}
+		}
+	case KindSchema:
+		if it.SchemaErr == nil && len(it.SchemaLedgers) > 0 {
+			p.SchemasLostCount++
+			if len(p.SchemasLost) < MaxListedNames {
+				p.SchemasLost = append(p.SchemasLost, SchemaLoss{Path: it.Record.Path, Ledgers: it.SchemaLedgers})
+			} else {
+				p.ListsTruncated = true
+			}
+		}
+	}
+}
+
+// topicName is persistent://<tenant>/<ns>/<topic> (v1: <tenant>/<cluster>/<ns>/<topic>).
+func (pl *planner) topicName(path string) string {
+	s := strings.Split(strings.TrimPrefix(path, pl.mlPath+"/"), "/")
+	local := s[len(s)-1]
+	return "persistent://" + strings.Join(s[:len(s)-2], "/") + "/" + local
+}
+
+func topLevel(path string) string {
+	if i := strings.IndexByte(path[1:], '/'); i >= 0 {
+		return path[:i+1]
+	}
+	return path
+}
+
+// Same reports whether an existing znode equals a record as the restore would create it:
+// mode (and TTL), data and ACL (as a set). An empty and a null data compare equal, as
+// ZooKeeper's clients cannot tell them apart on create.
+func Same(have, want znode.Record) bool {
+	if have.Mode != want.Mode || want.Mode == znode.ModeTTL && have.TTL != want.TTL {
+		return false
+	}
+	if string(have.Data) != string(want.Data) {
+		return false
+	}
+	if len(have.ACL) != len(want.ACL) {
+		return false
+	}
+next:
+	for _, a := range want.ACL {
+		for _, b := range have.ACL {
+			if a == b {
+				continue next
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// Progress is reported by the long stages every few seconds.
+type Progress struct {
+	// Records read from the archive so far, and of those created or found existing (Apply).
+	Records int64  `json:"records"`
+	Written int64  `json:"written,omitempty"`
+	Path    string `json:"path,omitempty"`
+}
+
+// progressEvery is how often the long stages report progress.
+const progressEvery = 2 * time.Second
+
+type ticker struct {
+	fn   func(Progress)
+	next time.Time
+}
+
+func (t *ticker) tick(p Progress) {
+	if t.fn == nil {
+		return
+	}
+	if now := time.Now(); now.After(t.next) {
+		t.next = now.Add(progressEvery)
+		t.fn(p)
+	}
+}
+
+// Validation is what Validate learned.
+type Validation struct {
+	Manifest archive.Manifest
+	// MaxPending is the most managed ledgers the Rewriter held at once.
+	MaxPending int
+}
+
+// Validate reads a whole archive and checks everything a restore relies on, before anything
+// is written: the format, sizes, count and SHA-256 (archive.Verify), then that every record's
+// parent comes before it and no path appears twice, and that every managed-ledger and cursor
+// payload decodes, rewrites and fits in a znode. Errors wrap archive.ErrCorrupt or
+// ErrUnrestorable, which retrying cannot fix, or are I/O errors. progress, if not nil, is
+// called every few seconds.
+//
+// The duplicate and ordering checks keep a 64-bit hash per path: 8 bytes a znode, never the
+// records.
+func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Validation, error) {
+	var (
+		v      Validation
+		rw     *Rewriter
+		n      int64
+		seed   = maphash.MakeSeed()
+		seen   = map[uint64]struct{}{}
+		tick   = ticker{fn: progress}
+		hashOf = func(p string) uint64 { return maphash.String(seed, p) }
+	)
+	ar, err := archive.NewReader(r)
+	if err != nil {
+		return v, err
+	}
+	v.Manifest = ar.Manifest()
+	rw = NewRewriter(v.Manifest.ManagedLedgerPath)
+	for {
+		rec, err := ar.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return v, err
+		}
+		n++
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return v, err
+			}
+		}
+		tick.tick(Progress{Records: n, Path: rec.Path})
+		h := hashOf(rec.Path)
+		if _, dup := seen[h]; dup {
+			return v, fmt.Errorf("%w: record %d: %s appears twice", archive.ErrCorrupt, n, rec.Path)
+		}
+		if rec.Path != "/" {
+			parent := znode.Parent(rec.Path)
+			if _, ok := seen[hashOf(parent)]; !ok && parent != "/" {
+				return v, fmt.Errorf("%w: record %d: %s comes before its parent %s", archive.ErrCorrupt, n, rec.Path, parent)
+			}
+		}
+		seen[h] = struct{}{}
+		if _, err := rw.Next(rec); err != nil {
+			return v, fmt.Errorf("%w: %w", ErrUnrestorable, err)
+		}
+		v.MaxPending = max(v.MaxPending, rw.Pending())
+	}
+	return v, nil
+}
+
+// MakePlan reads an archive (verified again as it goes) and says what a restore of it into
+// a target whose znodes outside the skipped paths are target would do. target nil means
+// "not looked at": Existing and Conflicts stay empty.
+func MakePlan(ctx context.Context, r io.Reader, target map[string]znode.Record, progress func(Progress)) (Plan, error) {
+	ar, err := archive.NewReader(r)
+	if err != nil {
+		return Plan{}, err
+	}
+	m := ar.Manifest()
+	rw := NewRewriter(m.ManagedLedgerPath)
+	pl := newPlanner(m.ManagedLedgerPath, target)
+	tick := ticker{fn: progress}
+	for {
+		rec, err := ar.Next()
+		if err == io.EOF {
+			return pl.p, nil
+		}
+		if err != nil {
+			return Plan{}, err
+		}
+		if pl.p.Znodes%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return Plan{}, err
+			}
+		}
+		it, err := rw.Next(rec)
+		if err != nil {
+			return Plan{}, fmt.Errorf("%w: %w", ErrUnrestorable, err)
+		}
+		pl.add(it)
+		tick.tick(Progress{Records: pl.p.Znodes, Path: rec.Path})
+	}
+}

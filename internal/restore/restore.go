@@ -1,0 +1,138 @@
+// Package restore puts a backup archive into the ZooKeeper ensemble of a new Pulsar cluster.
+// It holds the domain logic of RestoreWorkflow's stages, with no Temporal in it:
+//
+//   - Check: the gate. It refuses a target with a live broker, or with managed-ledger metadata
+//     that no earlier restore of this tool wrote, and tells from the marker znode whether this
+//     (restorePoint, restoreVersion) pair was already restored.
+//   - Validate: reads the whole verified archive before anything is written, and checks what
+//     the restore relies on beyond the format (parents first, no duplicates, managed-ledger
+//     and cursor payloads that decode and fit after the rewrite).
+//   - MakePlan: what a restore would do, the dry run's output.
+//   - Clear: the start of a restore, which writes the marker as "applying" and, when the
+//     marker names an earlier restore of another pair, deletes that restore's znodes.
+//   - Apply: streams the archive into the target through the zookeeper package's Creator,
+//     skipping live state and rewriting managed ledgers and cursors on the fly.
+//   - Mark: sets the marker to "complete".
+//
+// What is skipped and rewritten is documented in docs/RESTORE.md; SkipReason and Rewriter
+// are the code of it.
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
+)
+
+// DefaultManagedLedgerPath is Pulsar's default managedLedgerPath.
+const DefaultManagedLedgerPath = "/managed-ledgers"
+
+// Reasons a znode of the archive is not restored, as counted in Plan.Skipped.
+const (
+	// SkipRoot: "/" exists in every ensemble; its data and ACL are left as the target has
+	// them.
+	SkipRoot = "root"
+	// SkipZooKeeper: /zookeeper is the server's own (archives never hold it).
+	SkipZooKeeper = "zookeeper"
+	// SkipBookKeeper: /ledgers belongs to the new cluster's BookKeeper.
+	SkipBookKeeper = "bookkeeper"
+	// SkipLiveBrokers: /loadbalance/brokers and /loadbalance/leader, the registrations of
+	// running brokers.
+	SkipLiveBrokers = "live-brokers"
+	// SkipBundleOwnership: everything below /namespace, the bundle ownership of running
+	// brokers.
+	SkipBundleOwnership = "bundle-ownership"
+	// SkipLoadStatistics: /loadbalance/bundle-data, broker-time-average and resource-quota,
+	// load reports of the old brokers, stale in a new cluster; brokers rebuild them.
+	SkipLoadStatistics = "load-statistics"
+	// SkipMarker: a restore marker in the archive (the source was itself restored).
+	SkipMarker = "restore-marker"
+)
+
+// SkipReasons lists every reason, in a stable order.
+var SkipReasons = []string{SkipRoot, SkipZooKeeper, SkipBookKeeper, SkipLiveBrokers, SkipBundleOwnership, SkipLoadStatistics, SkipMarker}
+
+// skipRules maps subtree roots to their reason; the subtree root itself is skipped too.
+var skipRules = []struct{ root, reason string }{
+	{"/zookeeper", SkipZooKeeper},
+	{"/ledgers", SkipBookKeeper},
+	{"/loadbalance/brokers", SkipLiveBrokers},
+	{"/loadbalance/leader", SkipLiveBrokers},
+	{"/loadbalance/bundle-data", SkipLoadStatistics},
+	{"/loadbalance/broker-time-average", SkipLoadStatistics},
+	{"/loadbalance/resource-quota", SkipLoadStatistics},
+	{MarkerPath, SkipMarker},
+}
+
+// SkipReason tells whether a restore leaves path alone, and why. The same rule decides what
+// Apply does not create and what Clear does not delete.
+func SkipReason(path string) (reason string, skip bool) {
+	if path == "/" {
+		return SkipRoot, true
+	}
+	for _, r := range skipRules {
+		if znode.Under(path, r.root) {
+			return r.reason, true
+		}
+	}
+	if strings.HasPrefix(path, "/namespace/") {
+		return SkipBundleOwnership, true
+	}
+	return "", false
+}
+
+// ErrInvalidInput is wrapped by errors about the restore's input (restorePoint,
+// restoreVersion); retrying cannot fix them.
+var ErrInvalidInput = errors.New("invalid restore input")
+
+// ResolvePoint turns a restorePoint into the full object URL of the archive: a URL
+// (s3a://, s3://, file://) is checked and returned as is; a bare key, such as
+// "pulsar-backup-1700000000000.tar.gz", is taken relative to bucket (restore.bucket, or
+// backup.bucket when that is empty).
+func ResolvePoint(point, bucket string) (string, error) {
+	point = strings.TrimSpace(point)
+	if point == "" {
+		return "", fmt.Errorf("%w: restorePoint is empty", ErrInvalidInput)
+	}
+	if !strings.Contains(point, "://") {
+		if bucket == "" {
+			return "", fmt.Errorf("%w: restorePoint %q is a bare key and no bucket is configured", ErrInvalidInput, point)
+		}
+		loc, err := storage.ParseURL(bucket)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrInvalidInput, err)
+		}
+		point = loc.URL(strings.TrimPrefix(point, "/"))
+	}
+	if _, _, err := storage.SplitObjectURL(point); err != nil {
+		return "", fmt.Errorf("%w: restorePoint: %w", ErrInvalidInput, err)
+	}
+	return point, nil
+}
+
+// CheckVersion checks a restoreVersion: any non-empty string without control characters,
+// at most 128 bytes (it goes into the marker and the workflow ID's hash).
+func CheckVersion(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("%w: restoreVersion is empty", ErrInvalidInput)
+	}
+	if len(v) > 128 {
+		return fmt.Errorf("%w: restoreVersion is longer than 128 bytes", ErrInvalidInput)
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("%w: restoreVersion contains a control character", ErrInvalidInput)
+		}
+	}
+	return nil
+}
+
+func cleanMLPath(p string) string {
+	if p == "" || p == "/" {
+		return DefaultManagedLedgerPath
+	}
+	return strings.TrimSuffix(p, "/")
+}

@@ -1,0 +1,342 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger/mlpb"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
+)
+
+var open = []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}}
+
+func rec(path string, data []byte, children int32) znode.Record {
+	return znode.Record{Path: path, Data: data, ACL: open, Mode: znode.ModePersistent, Stat: znode.Stat{NumChildren: children}}
+}
+
+// buildArchive packs records as the backup does.
+func buildArchive(t testing.TB, mlPath string, recs []znode.Record) []byte {
+	t.Helper()
+	var stream bytes.Buffer
+	sw := archive.NewStreamWriter(&stream)
+	for _, r := range recs {
+		if err := sw.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m := archive.Manifest{
+		ToolVersion: "test", Source: []string{"zk:2181"}, ManagedLedgerPath: mlPath,
+		StartTime: time.Unix(1700000000, 0).UTC(), EndTime: time.Unix(1700000001, 0).UTC(),
+		ZxidStart: "0x1", ZxidEnd: "0x2", MaxZxid: "0x2",
+		Znodes: sw.Count(), DataBytes: sw.DataBytes(), StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
+	}
+	var out bytes.Buffer
+	if _, err := archive.WriteArchive(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func ledger(id, entries int64, complete bool) *mlpb.ManagedLedgerInfo_LedgerInfo {
+	li := &mlpb.ManagedLedgerInfo_LedgerInfo{LedgerId: proto.Int64(id), Entries: proto.Int64(entries), Size: proto.Int64(entries * 10)}
+	if complete {
+		li.OffloadContext = &mlpb.OffloadContext{UidMsb: proto.Int64(id), UidLsb: proto.Int64(-id), Complete: proto.Bool(true),
+			DriverMetadata: &mlpb.OffloadDriverMetadata{Name: proto.String("aws-s3")}}
+	}
+	return li
+}
+
+func mlPayload(t testing.TB, c mlpb.CompressionType, ledgers ...*mlpb.ManagedLedgerInfo_LedgerInfo) []byte {
+	t.Helper()
+	b, err := managedledger.Encode(&mlpb.ManagedLedgerInfo{LedgerInfo: ledgers}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func cursorPayload(t testing.TB, c mlpb.CompressionType, ledgerID, entryID int64) []byte {
+	t.Helper()
+	b, err := managedledger.Encode(&mlpb.ManagedCursorInfo{CursorsLedgerId: proto.Int64(99), MarkDeleteLedgerId: proto.Int64(ledgerID), MarkDeleteEntryId: proto.Int64(entryID)}, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestSkipReason(t *testing.T) {
+	for path, want := range map[string]string{
+		"/":                                   SkipRoot,
+		"/ledgers":                            SkipBookKeeper,
+		"/ledgers/00/0000/L0001":              SkipBookKeeper,
+		"/loadbalance/brokers":                SkipLiveBrokers,
+		"/loadbalance/brokers/10.0.0.1:8080":  SkipLiveBrokers,
+		"/loadbalance/leader":                 SkipLiveBrokers,
+		"/loadbalance/bundle-data/a/b/0x0_0x": SkipLoadStatistics,
+		"/loadbalance/broker-time-average/x":  SkipLoadStatistics,
+		"/loadbalance/resource-quota":         SkipLoadStatistics,
+		"/namespace/public/default":           SkipBundleOwnership,
+		"/namespace/public/default/0x0_0xf":   SkipBundleOwnership,
+		"/metadata-restore":                   SkipMarker,
+		"/zookeeper/quota":                    SkipZooKeeper,
+		"/loadbalance":                        "",
+		"/namespace":                          "",
+		"/ledgersX":                           "",
+		"/admin/policies/public":              "",
+		"/managed-ledgers/public/default":     "",
+		"/schemas/public/default/t":           "",
+	} {
+		got, skip := SkipReason(path)
+		if got != want || skip != (want != "") {
+			t.Errorf("SkipReason(%q) = %q, %v; want %q", path, got, skip, want)
+		}
+	}
+}
+
+func TestResolvePoint(t *testing.T) {
+	for _, tc := range []struct{ point, bucket, want, err string }{
+		{"s3a://bk1/dir/x.tar.gz", "", "s3a://bk1/dir/x.tar.gz", ""},
+		{"file:///tmp/b/x.tar.gz", "s3a://other", "file:///tmp/b/x.tar.gz", ""},
+		{"x.tar.gz", "s3a://bkt/prefix", "s3a://bkt/prefix/x.tar.gz", ""},
+		{"x.tar.gz", "", "", "bare key"},
+		{"", "s3a://bkt", "", "empty"},
+		{"s3a://bkt/", "", "", "not an object"},
+		{"../x.tar.gz", "s3a://bkt", "", ".."},
+		{"s3a://user:secret@bkt/x", "", "", "credentials"},
+	} {
+		got, err := ResolvePoint(tc.point, tc.bucket)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrInvalidInput) || strings.Contains(err.Error(), "secret") {
+				t.Errorf("ResolvePoint(%q, %q): err %v, want one containing %q", tc.point, tc.bucket, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("ResolvePoint(%q, %q) = %q, %v; want %q", tc.point, tc.bucket, got, err, tc.want)
+		}
+	}
+}
+
+// Cursors of several topics interleave in a walk's output; each is rewritten with its own
+// topic's kept ledgers, and the Rewriter forgets a topic once its cursors are all seen.
+func TestRewriterInterleavedCursorsAndCompressedForms(t *testing.T) {
+	rw := NewRewriter("/managed-ledgers")
+	a := "/managed-ledgers/t/ns/persistent/a"
+	b := "/managed-ledgers/t/ns/persistent/b"
+	items := []znode.Record{
+		rec("/managed-ledgers/t/ns/persistent", nil, 2),
+		rec(a, mlPayload(t, mlpb.CompressionType_ZSTD, ledger(1, 10, true), ledger(2, 5, false), ledger(3, 7, true), ledger(4, 0, false)), 2),
+		rec(b, mlPayload(t, mlpb.CompressionType_NONE, ledger(5, 10, false), ledger(6, 3, true)), 1),
+		rec(a+"/sub-1", cursorPayload(t, mlpb.CompressionType_LZ4, 2, 3), 0),    // dropped ledger 2 -> (1, 9)
+		rec(b+"/sub-1", cursorPayload(t, mlpb.CompressionType_NONE, 5, 3), 0),   // dropped, none before -> (6, -1)
+		rec(a+"/sub-2", cursorPayload(t, mlpb.CompressionType_SNAPPY, 3, 4), 0), // kept ledger -> stays
+	}
+	want := map[string]managedledger.Position{a + "/sub-1": {LedgerID: 1, EntryID: 9}, b + "/sub-1": {LedgerID: 6, EntryID: -1}, a + "/sub-2": {LedgerID: 3, EntryID: 4}}
+	for _, r := range items {
+		it, err := rw.Next(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch it.Kind {
+		case KindManagedLedger:
+			info, f, err := managedledger.Decode(it.Record.Data)
+			if err != nil || f.Header {
+				t.Fatalf("%s: rewritten payload %v, format %s", r.Path, err, f)
+			}
+			for _, li := range info.LedgerInfo {
+				if !li.GetOffloadContext().GetComplete() || !li.GetOffloadContext().GetBookkeeperDeleted() {
+					t.Errorf("%s: kept ledger %d not complete+bookkeeperDeleted", r.Path, li.GetLedgerId())
+				}
+			}
+			if r.Path == a && (!slices.Equal(it.Ledger.KeptIDs(), []int64{1, 3}) || !slices.Equal(it.Ledger.Dropped, []int64{2, 4}) || it.Ledger.Format.String() != "zstd") {
+				t.Errorf("a: %+v", it.Ledger)
+			}
+		case KindCursor:
+			info, _, err := managedledger.DecodeCursor(it.Record.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := managedledger.Position{LedgerID: info.GetMarkDeleteLedgerId(), EntryID: info.GetMarkDeleteEntryId()}
+			if info.GetCursorsLedgerId() != -1 || got != want[r.Path] {
+				t.Errorf("%s: cursorsLedgerId %d, position %s, want -1 and %s", r.Path, info.GetCursorsLedgerId(), got, want[r.Path])
+			}
+		default:
+			if r.Path != "/managed-ledgers/t/ns/persistent" {
+				t.Errorf("%s: kind %d", r.Path, it.Kind)
+			}
+		}
+	}
+	if rw.Pending() != 0 {
+		t.Fatalf("%d topics still held after all their cursors", rw.Pending())
+	}
+	if _, err := rw.Next(rec("/managed-ledgers/t/ns/persistent/zz/sub", cursorPayload(t, 0, 1, 1), 0)); err == nil {
+		t.Fatal("a cursor whose managed ledger never came was accepted")
+	}
+}
+
+func TestRewriterV1LayoutAndNonTopics(t *testing.T) {
+	rw := NewRewriter("/ml")
+	for path, kind := range map[string]Kind{
+		"/ml/t/cluster/ns/persistent/topic":           KindManagedLedger,
+		"/ml/t/ns/persistent/topic":                   KindManagedLedger,
+		"/ml/t/ns/persistent":                         KindPlain,
+		"/ml/t/ns/non-persistent/topic":               KindPlain,
+		"/managed-ledgers/t/ns/persistent/x":          KindPlain,
+		"/schemas/t/ns/topic":                         KindSchema,
+		"/schemas/t/ns":                               KindPlain,
+		"/admin/partitioned-topics/t/ns/persistent/x": KindPlain,
+	} {
+		data := []byte{}
+		if kind == KindManagedLedger {
+			data = mlPayload(t, 0, ledger(1, 1, true))
+		}
+		if kind == KindSchema {
+			b, _ := proto.Marshal(&mlpb.SchemaLocator{Info: &mlpb.IndexEntry{Version: proto.Int64(0), Position: &mlpb.PositionInfo{LedgerId: proto.Int64(8), EntryId: proto.Int64(0)}}})
+			data = b
+		}
+		it, err := rw.Next(rec(path, data, 0))
+		if err != nil || it.Kind != kind {
+			t.Errorf("%s: kind %d, err %v; want %d", path, it.Kind, err, kind)
+		}
+		if kind == KindSchema && !slices.Equal(it.SchemaLedgers, []int64{8}) {
+			t.Errorf("%s: schema ledgers %v", path, it.SchemaLedgers)
+		}
+	}
+	if _, err := rw.Next(rec("/ml/t/ns/persistent/bad", []byte{0xff, 0xff, 0xff}, 0)); err == nil || !strings.Contains(err.Error(), "/ml/t/ns/persistent/bad") {
+		t.Fatalf("undecodable managed ledger: %v", err)
+	}
+}
+
+func sampleTree(t testing.TB) []znode.Record {
+	ml := "/managed-ledgers/public/default/persistent/t1"
+	return []znode.Record{
+		rec("/", nil, 6),
+		rec("/admin", nil, 1),
+		rec("/admin/policies", []byte("{}"), 0),
+		rec("/ledgers", nil, 1),
+		rec("/ledgers/LAYOUT", []byte("2"), 0),
+		rec("/loadbalance", nil, 2),
+		rec("/loadbalance/brokers", nil, 0),
+		rec("/loadbalance/bundle-data", nil, 0),
+		rec("/managed-ledgers", nil, 1),
+		rec("/managed-ledgers/public", nil, 1),
+		rec("/managed-ledgers/public/default", nil, 1),
+		rec("/managed-ledgers/public/default/persistent", nil, 1),
+		rec(ml, mlPayload(t, mlpb.CompressionType_ZLIB, ledger(1, 10, true), ledger(2, 10, false)), 1),
+		rec(ml+"/sub", cursorPayload(t, 0, 2, 5), 0),
+		rec("/namespace", nil, 1),
+		rec("/namespace/public", nil, 0),
+		rec("/schemas", nil, 0),
+	}
+}
+
+func TestValidateAndPlan(t *testing.T) {
+	ctx := context.Background()
+	good := buildArchive(t, "/managed-ledgers", sampleTree(t))
+	v, err := Validate(ctx, bytes.NewReader(good), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Manifest.Znodes != 17 {
+		t.Fatalf("manifest %+v", v.Manifest)
+	}
+	target := map[string]znode.Record{
+		"/admin":   rec("/admin", nil, 0),               // identical
+		"/schemas": rec("/schemas", []byte("other"), 0), // conflict
+		"/extra":   rec("/extra", nil, 0),               // not in the archive
+	}
+	p, err := MakePlan(ctx, bytes.NewReader(good), target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{SkipRoot: 1, SkipBookKeeper: 2, SkipLiveBrokers: 1, SkipLoadStatistics: 1, SkipBundleOwnership: 1, SkipZooKeeper: 0, SkipMarker: 0}
+	for k, n := range want {
+		if p.Skipped[k] != n {
+			t.Errorf("skipped[%s] = %d, want %d", k, p.Skipped[k], n)
+		}
+	}
+	if p.Znodes != 17 || p.Create != 11 || p.CreateByTopLevel["/managed-ledgers"] != 6 || p.CreateByTopLevel["/admin"] != 2 ||
+		p.LedgersKept != 1 || p.LedgersDropped != 1 || p.CursorsReset != 1 || p.ManagedLedgers != 1 || p.Cursors != 1 ||
+		p.PayloadFormats["managed-ledger/zlib"] != 1 || p.PayloadFormats["cursor/plain"] != 1 ||
+		!slices.Equal(p.TopicsWithDataLoss, []string{"persistent://public/default/t1"}) ||
+		p.Existing != 1 || p.ConflictsCount != 1 || !slices.Equal(p.Conflicts, []string{"/schemas"}) {
+		t.Fatalf("plan %+v", p)
+	}
+	if len(p.Topics) != 1 || !slices.Equal(p.Topics[0].Kept, []int64{1}) || !slices.Equal(p.Topics[0].Dropped, []int64{2}) ||
+		len(p.Topics[0].Cursors) != 1 || p.Topics[0].Cursors[0] != (CursorReset{Cursor: "sub", From: "2:5", To: "1:9"}) {
+		t.Fatalf("topics %+v", p.Topics)
+	}
+}
+
+func TestValidateRefusesBadArchives(t *testing.T) {
+	ctx := context.Background()
+	tree := sampleTree(t)
+	orphan := append(slices.Clone(tree[:3]), rec("/x/y", nil, 0))
+	dup := append(slices.Clone(tree), tree[2])
+	badML := slices.Clone(tree)
+	badML[12].Data = []byte("not protobuf \xff\xff")
+	good := buildArchive(t, "/managed-ledgers", tree)
+	truncated := good[:len(good)/2]
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)/2] ^= 0x40
+	for name, tc := range map[string]struct {
+		archive []byte
+		want    string
+		is      error
+	}{
+		"child before parent": {buildArchive(t, "", orphan), "/x/y comes before its parent /x", archive.ErrCorrupt},
+		"duplicate":           {buildArchive(t, "", dup), "/admin/policies appears twice", archive.ErrCorrupt},
+		"bad managed ledger":  {buildArchive(t, "", badML), "managed ledger /managed-ledgers/public/default/persistent/t1", ErrUnrestorable},
+		"truncated":           {truncated, "corrupt archive", archive.ErrCorrupt},
+		"bit flip":            {flipped, "corrupt archive", archive.ErrCorrupt},
+	} {
+		_, err := Validate(ctx, bytes.NewReader(tc.archive), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, tc.is) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: %v; want one line containing %q wrapping %v", name, err, tc.want, tc.is)
+		}
+	}
+}
+
+func TestReadLinesBackward(t *testing.T) {
+	for _, n := range []int{0, 1, 2, 1000, 50000} {
+		var want []string
+		var buf bytes.Buffer
+		for i := range n {
+			s := fmt.Sprintf("/p/%d/%s", i, strings.Repeat("x", i%97))
+			want = append(want, s)
+			buf.WriteString(s + "\n")
+		}
+		path := filepath.Join(t.TempDir(), "f")
+		if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		if err := readLinesBackward(f, func(s string) error { got = append(got, s); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		slices.Reverse(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%d lines: got %d back, first difference somewhere", n, len(got))
+		}
+	}
+}
