@@ -1,0 +1,80 @@
+// Command starter starts one workflow now, waits for it and prints its result as one JSON
+// object on stdout. On failure it exits non-zero with the cause on stderr.
+//
+//	starter --config FILE backup
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/temporalclient"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
+)
+
+const usage = `usage: starter --config FILE backup
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "starter:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("starter", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	configPath := fs.String("config", "", "config file (YAML)")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%v\n%s", err, usage)
+	}
+	if *configPath == "" || fs.NArg() < 1 {
+		return errors.New("--config FILE and a command are required\n" + usage)
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	c, err := temporalclient.Dial(ctx, cfg, nil, 15*time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	switch cmd := fs.Arg(0); cmd {
+	case "backup":
+		return backup(ctx, c, cfg, stdout)
+	default:
+		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
+	}
+}
+
+func backup(ctx context.Context, c client.Client, cfg config.Config, stdout io.Writer) error {
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       fmt.Sprintf("%s-manual-%d", workflows.ScheduleID, time.Now().UnixMilli()),
+		TaskQueue:                cfg.Temporal.TaskQueue,
+		WorkflowExecutionTimeout: 6 * time.Hour,
+	}, workflows.BackupWorkflowName)
+	if err != nil {
+		return fmt.Errorf("start %s: %w", workflows.BackupWorkflowName, err)
+	}
+	var res workflows.BackupResult
+	if err := run.Get(ctx, &res); err != nil {
+		return fmt.Errorf("backup %s failed: %s", run.GetID(), workflows.Cause(err))
+	}
+	return json.NewEncoder(stdout).Encode(res)
+}
