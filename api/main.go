@@ -1,7 +1,32 @@
-// Command api serves the backup service's HTTP API on backup.webServerPort: the list of
-// backups (/backup/list), the latest one (/backup/latest), Prometheus metrics (/metrics) and
-// health probes (/healthz, /readyz). Everything it serves is read from Temporal and the
-// bucket, so any number of instances can run and a restart loses nothing.
+// Command api serves the backup service's HTTP API on backup.webServerPort:
+//
+//	api --config FILE [--listen ADDR] [--cache-ttl 10s] [--refresh-timeout 5s] [--max-runs 1000]
+//
+// Everything it serves is read from Temporal and the bucket, so any number of instances can
+// run and a restart loses nothing. It serves one deployment: the BackupWorkflow runs tagged
+// with its bucket and prefix (search attribute MetadataBackupTarget) and the archives under
+// that prefix.
+//
+//   - GET /backup/latest: the newest backup a completed run made whose archive is still in
+//     the bucket (or, when no run is, the newest readable archive in the bucket); 404 when
+//     there is none.
+//   - GET /backup/list[?limit=N][&pageToken=T]: {"backups": [...], "nextPageToken": T},
+//     newest first, N from 1 to 10000 (default 1000); nextPageToken is absent on the last
+//     page.
+//   - GET /metrics: Prometheus text format (see metrics.go for the names).
+//   - GET /healthz: 200 while the process runs. GET /readyz: 200 when Temporal answers
+//     queries for this deployment and the bucket can be listed, else 503 with the reasons.
+//
+// An entry has the JSON names of the workflow's result (name, url, time, znodes,
+// ephemeralSkipped, dataBytes, sizeNonCompressed, sizeCompressed, zxidStart, zxidEnd, sha256,
+// durations {prepare, dump, compression, upload, total} in seconds) plus workflowId, runId,
+// missing (the run completed but its archive is gone) and source: "temporal" for a run,
+// "bucket" for an archive no listed run accounts for, described by its own manifest (no
+// durations, no non-compressed size). A .tar.gz under the prefix whose manifest cannot be
+// read is listed with "error"; other objects are not backups and are ignored.
+//
+// Errors are {"error": "..."}: 400 for bad query parameters, 404 for unknown paths, 503 with
+// the reason when Temporal or the bucket cannot be read within the refresh timeout.
 package main
 
 import (
