@@ -11,3 +11,9 @@ import (
 func RegisterBackup(w worker.Registry, cfg config.Config) {
 	w.RegisterActivity(&Backup{Config: cfg})
 }
+
+// RegisterRestore registers the restore stages, bound to cfg (its zookeeper section is the
+// target). Like the backup's, they run in a session: EnableSessionWorker must be set.
+func RegisterRestore(w worker.Registry, cfg config.Config) {
+	w.RegisterActivity(&Restore{Config: cfg})
+}

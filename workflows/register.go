@@ -8,6 +8,7 @@ import (
 // Register registers the workflows under their operator-facing names.
 func Register(w worker.Registry) {
 	w.RegisterWorkflowWithOptions(BackupWorkflow, workflowRegisterOptions(BackupWorkflowName))
+	w.RegisterWorkflowWithOptions(RestoreWorkflow, workflowRegisterOptions(RestoreWorkflowName))
 }
 
 func workflowRegisterOptions(name string) workflow.RegisterOptions {

@@ -1,0 +1,404 @@
+package activities
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"go.temporal.io/sdk/activity"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
+)
+
+// Restore holds what the restore stages need: the worker's config, whose zookeeper section
+// is the target ensemble. Like Backup it holds no credentials of its own: S3's come from the
+// worker's environment, ZooKeeper's from the config, and neither enters an input or result.
+type Restore struct {
+	Config config.Config
+	// Creator tunes Apply's batches; zero values take the zookeeper package's defaults.
+	Creator zookeeper.CreatorOptions
+}
+
+// Error types of non-retryable restore failures, besides the refusals' kinds
+// (restore.Refused*) and those of Backup (BucketNotFound, AccessDenied, ZooKeeperAuth,
+// CorruptArchive).
+const (
+	ErrTypeInvalidInput         = "InvalidInput"
+	ErrTypeRestorePointNotFound = "RestorePointNotFound"
+	ErrTypeUnrestorable         = "UnrestorableArchive"
+	ErrTypeArchiveChanged       = "ArchiveChanged"
+	ErrTypeTargetChanged        = "TargetChanged"
+)
+
+// ResolveInput is the workflow's input as given.
+type ResolveInput struct {
+	RestorePoint string `json:"restorePoint"`
+}
+
+// ResolveResult is what the workflow needs from the worker's config.
+type ResolveResult struct {
+	// RestorePoint is the archive's full object URL.
+	RestorePoint string `json:"restorePoint"`
+	// Target is the ensemble restored into (zookeeper.servers), ManagedLedgerPath its
+	// brokers' managedLedgerPath (backup.managedLedgerPath).
+	Target            []string `json:"target"`
+	ManagedLedgerPath string   `json:"managedLedgerPath"`
+}
+
+// ResolveRestore resolves a bare-key restorePoint against restore.bucket (backup.bucket
+// when empty) and reports the target. It does no I/O: it is a (local) activity because the
+// workflow must not read configuration itself.
+func (r *Restore) ResolveRestore(ctx context.Context, in ResolveInput) (ResolveResult, error) {
+	bucket := r.Config.Restore.Bucket
+	if bucket == "" {
+		bucket = r.Config.Backup.Bucket
+	}
+	point, err := restore.ResolvePoint(in.RestorePoint, bucket)
+	if err != nil {
+		return ResolveResult{}, nonRetryable(ErrTypeInvalidInput, err)
+	}
+	servers, err := r.Config.ZooKeeper.ServerList()
+	if err != nil {
+		return ResolveResult{}, nonRetryable("InvalidConfig", err)
+	}
+	return ResolveResult{RestorePoint: point, Target: servers, ManagedLedgerPath: r.Config.Backup.ManagedLedgerPath}, nil
+}
+
+// CheckInput names the pair and the managed-ledger paths to look under.
+type CheckInput struct {
+	RestorePoint       string   `json:"restorePoint"`
+	RestoreVersion     string   `json:"restoreVersion"`
+	ManagedLedgerPaths []string `json:"managedLedgerPaths"`
+}
+
+// CheckTarget runs the gate (restore.Check) on the target. A refusal is a non-retryable
+// error whose type is the refusal's kind (ClusterRunning, TargetHasManagedLedgers, ...).
+func (r *Restore) CheckTarget(ctx context.Context, in CheckInput) (restore.CheckResult, error) {
+	zc, err := Connect(ctx, r.Config, 1)
+	if err != nil {
+		return restore.CheckResult{}, err
+	}
+	defer zc.Close()
+	res, err := restore.Check(ctx, zc, in.RestorePoint, in.RestoreVersion, in.ManagedLedgerPaths)
+	if err != nil {
+		return restore.CheckResult{}, classifyRestore(err)
+	}
+	return res, nil
+}
+
+// DownloadInput names the archive. ExpectSHA256, when set, is the SHA-256 an earlier
+// download of the same run found: the object must not have changed since it was validated.
+type DownloadInput struct {
+	RestorePoint string `json:"restorePoint"`
+	ExpectSHA256 string `json:"expectSha256,omitempty"`
+}
+
+// DownloadResult is the local copy.
+type DownloadResult struct {
+	StagingDir  string           `json:"stagingDir"`
+	ArchivePath string           `json:"archivePath"`
+	Size        int64            `json:"size"`
+	SHA256      string           `json:"sha256"`
+	Manifest    archive.Manifest `json:"manifest"`
+}
+
+// DownloadArchive copies the archive into a staging directory of this run, computing its
+// SHA-256 on the way, and reads its manifest (kind and format version). The file appears
+// under its final name only once complete. A retry downloads again.
+func (r *Restore) DownloadArchive(ctx context.Context, in DownloadInput) (DownloadResult, error) {
+	loc, key, err := storage.SplitObjectURL(in.RestorePoint)
+	if err != nil {
+		return DownloadResult{}, nonRetryable(ErrTypeInvalidInput, fmt.Errorf("restorePoint: %w", err))
+	}
+	store, err := storage.Open(ctx, loc.URL(""), S3Options(r.Config))
+	if err != nil {
+		return DownloadResult{}, classifyRestore(fmt.Errorf("open bucket: %w", err))
+	}
+	dir := filepath.Join((&Backup{Config: r.Config}).stagingRoot(), "restore-"+activity.GetInfo(ctx).WorkflowExecution.RunID)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return DownloadResult{}, fmt.Errorf("create staging dir: %w", err)
+	}
+	body, err := store.Get(ctx, key)
+	if err != nil {
+		return DownloadResult{}, classifyRestore(fmt.Errorf("download: %w", err))
+	}
+	defer body.Close()
+	final := filepath.Join(dir, "archive.tar.gz")
+	part := final + ".part"
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return DownloadResult{}, fmt.Errorf("create %s: %w", part, err)
+	}
+	defer os.Remove(part)
+	defer f.Close()
+	h := sha256.New()
+	hb := startHeartbeats(ctx)
+	defer hb.stop()
+	src := &progressReader{r: body, every: 4 << 20, report: func(n int64) { hb.set(restore.Progress{Written: n}) }}
+	n, err := io.Copy(io.MultiWriter(f, h), src)
+	if err != nil {
+		return DownloadResult{}, classifyRestore(fmt.Errorf("download %s: %w", in.RestorePoint, err))
+	}
+	if err := f.Close(); err != nil {
+		return DownloadResult{}, fmt.Errorf("write %s: %w", part, err)
+	}
+	sum := hex.EncodeToString(h.Sum(nil))
+	if in.ExpectSHA256 != "" && sum != in.ExpectSHA256 {
+		return DownloadResult{}, nonRetryable(ErrTypeArchiveChanged, fmt.Errorf(
+			"download %s: the object changed since it was validated (SHA-256 %s, was %s)", in.RestorePoint, sum, in.ExpectSHA256))
+	}
+	if err := os.Rename(part, final); err != nil {
+		return DownloadResult{}, fmt.Errorf("download: %w", err)
+	}
+	mf, err := os.Open(final)
+	if err != nil {
+		return DownloadResult{}, fmt.Errorf("download: %w", err)
+	}
+	defer mf.Close()
+	m, err := archive.ReadManifest(mf)
+	if err != nil {
+		return DownloadResult{}, classifyRestore(fmt.Errorf("%s: %w", in.RestorePoint, err))
+	}
+	return DownloadResult{StagingDir: dir, ArchivePath: final, Size: n, SHA256: sum, Manifest: m}, nil
+}
+
+// ArchiveInput names the local archive.
+type ArchiveInput struct {
+	ArchivePath string `json:"archivePath"`
+}
+
+// ValidateResult is what validation found.
+type ValidateResult struct {
+	Znodes int64 `json:"znodes"`
+	// MaxPending is the most managed ledgers held at once while streaming (see
+	// restore.Rewriter).
+	MaxPending int `json:"maxPending"`
+}
+
+// ValidateArchive checks the whole archive before anything is written (restore.Validate).
+// A bad archive is a non-retryable CorruptArchive or UnrestorableArchive error.
+func (r *Restore) ValidateArchive(ctx context.Context, in ArchiveInput) (ValidateResult, error) {
+	f, err := os.Open(in.ArchivePath)
+	if err != nil {
+		return ValidateResult{}, fmt.Errorf("validate: %w", err)
+	}
+	defer f.Close()
+	hb := startHeartbeats(ctx)
+	defer hb.stop()
+	v, err := restore.Validate(ctx, f, hb.set)
+	if err != nil {
+		return ValidateResult{}, classifyRestore(fmt.Errorf("validate: %w", err))
+	}
+	return ValidateResult{Znodes: v.Manifest.Znodes, MaxPending: v.MaxPending}, nil
+}
+
+// PlanInput names the archive and whether to compare it with the target's contents (for
+// a target without a marker; replaced and resumed targets are not compared).
+type PlanInput struct {
+	ArchivePath   string `json:"archivePath"`
+	CompareTarget bool   `json:"compareTarget"`
+}
+
+// compareLimit is the most target znodes PlanRestore reads to compare: a new cluster holds
+// a handful; beyond this the Creator's own comparison catches a conflict at apply time.
+const compareLimit = 200_000
+
+// PlanRestore says what the restore does (restore.MakePlan): the dry run's output.
+func (r *Restore) PlanRestore(ctx context.Context, in PlanInput) (restore.Plan, error) {
+	var target map[string]znode.Record
+	if in.CompareTarget {
+		zc, err := Connect(ctx, r.Config, 0)
+		if err != nil {
+			return restore.Plan{}, err
+		}
+		target, err = restore.ReadTarget(ctx, zc, compareLimit)
+		zc.Close()
+		if errors.Is(err, restore.ErrTargetTooLarge) {
+			target = nil
+		} else if err != nil {
+			return restore.Plan{}, classifyRestore(fmt.Errorf("plan: %w", err))
+		}
+	}
+	f, err := os.Open(in.ArchivePath)
+	if err != nil {
+		return restore.Plan{}, fmt.Errorf("plan: %w", err)
+	}
+	defer f.Close()
+	hb := startHeartbeats(ctx)
+	defer hb.stop()
+	p, err := restore.MakePlan(ctx, f, target, hb.set)
+	if err != nil {
+		return restore.Plan{}, classifyRestore(fmt.Errorf("plan: %w", err))
+	}
+	return p, nil
+}
+
+// BeginInput claims the target for a run; see restore.Begin.
+type BeginInput struct {
+	RestorePoint   string              `json:"restorePoint"`
+	RestoreVersion string              `json:"restoreVersion"`
+	StartedAt      time.Time           `json:"startedAt"`
+	Archive        restore.ArchiveInfo `json:"archive"`
+	Check          restore.CheckResult `json:"check"`
+}
+
+// BeginRestore writes the marker as applying for this run and, when the target holds an
+// earlier restore of another pair, clears it (restore.Begin). The run is the activity's
+// workflow execution.
+func (r *Restore) BeginRestore(ctx context.Context, in BeginInput) (restore.BeginResult, error) {
+	zc, err := Connect(ctx, r.Config, 0)
+	if err != nil {
+		return restore.BeginResult{}, err
+	}
+	defer zc.Close()
+	we := activity.GetInfo(ctx).WorkflowExecution
+	hb := startHeartbeats(ctx)
+	defer hb.stop()
+	tmp := (&Backup{Config: r.Config}).stagingRoot()
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return restore.BeginResult{}, fmt.Errorf("create staging dir: %w", err)
+	}
+	res, err := restore.Begin(ctx, zc, restore.BeginInput{
+		RestorePoint: in.RestorePoint, RestoreVersion: in.RestoreVersion,
+		WorkflowID: we.ID, RunID: we.RunID, ToolVersion: ToolVersion,
+		StartedAt: in.StartedAt, Archive: in.Archive, Check: in.Check, TempDir: tmp,
+	}, hb.set)
+	if err != nil {
+		return res, classifyRestore(fmt.Errorf("begin: %w", err))
+	}
+	return res, nil
+}
+
+// ApplyArchive streams the validated archive into the target (restore.Apply). Heartbeats
+// carry restore.Progress. A retried apply continues where it stopped: znodes already there
+// and identical are counted as existing.
+func (r *Restore) ApplyArchive(ctx context.Context, in ArchiveInput) (restore.ApplyStats, error) {
+	zc, err := Connect(ctx, r.Config, 0)
+	if err != nil {
+		return restore.ApplyStats{}, err
+	}
+	defer zc.Close()
+	f, err := os.Open(in.ArchivePath)
+	if err != nil {
+		return restore.ApplyStats{}, fmt.Errorf("apply: %w", err)
+	}
+	defer f.Close()
+	we := activity.GetInfo(ctx).WorkflowExecution
+	hb := startHeartbeats(ctx)
+	defer hb.stop()
+	st, err := restore.Apply(ctx, zc, f, restore.Owner{WorkflowID: we.ID, RunID: we.RunID}, r.Creator, hb.set)
+	if err != nil {
+		return st, classifyRestore(err)
+	}
+	return st, nil
+}
+
+// MarkInput completes the marker.
+type MarkInput struct {
+	CompletedAt time.Time `json:"completedAt"`
+	Created     int64     `json:"created"`
+}
+
+// MarkRestored sets the marker of this run's restore to complete (restore.Mark).
+func (r *Restore) MarkRestored(ctx context.Context, in MarkInput) (restore.Marker, error) {
+	zc, err := Connect(ctx, r.Config, 1)
+	if err != nil {
+		return restore.Marker{}, err
+	}
+	defer zc.Close()
+	we := activity.GetInfo(ctx).WorkflowExecution
+	m, err := restore.Mark(ctx, zc, restore.MarkInput{Owner: restore.Owner{WorkflowID: we.ID, RunID: we.RunID}, CompletedAt: in.CompletedAt, Created: in.Created})
+	if err != nil {
+		return m, classifyRestore(fmt.Errorf("mark: %w", err))
+	}
+	return m, nil
+}
+
+// CleanupRestore removes a restore's staging directory (only under the staging root).
+func (r *Restore) CleanupRestore(ctx context.Context, stagingDir string) error {
+	return (&Backup{Config: r.Config}).Cleanup(ctx, stagingDir)
+}
+
+// classifyRestore marks what retrying cannot fix as non-retryable, with a type naming it.
+func classifyRestore(err error) error {
+	var refusal *restore.Refusal
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &refusal):
+		return nonRetryable(refusal.Kind, err)
+	case errors.Is(err, restore.ErrInvalidInput):
+		return nonRetryable(ErrTypeInvalidInput, err)
+	case errors.Is(err, restore.ErrUnrestorable):
+		return nonRetryable(ErrTypeUnrestorable, err)
+	case errors.Is(err, restore.ErrTargetChanged):
+		return nonRetryable(ErrTypeTargetChanged, err)
+	case errors.Is(err, storage.ErrNotExist):
+		return nonRetryable(ErrTypeRestorePointNotFound, err)
+	case errors.Is(err, zk.ErrNodeExists):
+		// The Creator found a znode with other contents than the archive's.
+		return nonRetryable(restore.RefusedConflicts, err)
+	}
+	return classify(err)
+}
+
+// heartbeats records the latest progress every few seconds from its own goroutine, so an
+// activity blocked in a slow call still heartbeats, and progress is visible in the
+// workflow's pending activities.
+type heartbeats struct {
+	mu     sync.Mutex
+	latest restore.Progress
+	done   chan struct{}
+	wg     sync.WaitGroup
+}
+
+const heartbeatEvery = 5 * time.Second
+
+func startHeartbeats(ctx context.Context) *heartbeats {
+	h := &heartbeats{done: make(chan struct{})}
+	activity.RecordHeartbeat(ctx, restore.Progress{})
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		t := time.NewTicker(heartbeatEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				h.mu.Lock()
+				p := h.latest
+				h.mu.Unlock()
+				activity.RecordHeartbeat(ctx, p)
+			case <-h.done:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return h
+}
+
+func (h *heartbeats) set(p restore.Progress) {
+	h.mu.Lock()
+	h.latest = p
+	h.mu.Unlock()
+}
+
+func (h *heartbeats) stop() {
+	close(h.done)
+	h.wg.Wait()
+}
