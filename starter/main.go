@@ -2,6 +2,7 @@
 // object on stdout. On failure it exits non-zero with the cause on stderr.
 //
 //	starter --config FILE backup
+//	starter --config FILE restore [--restore-point URL] [--restore-version V] [--dry-run]
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 )
 
 const usage = `usage: starter --config FILE backup
+       starter --config FILE restore [--restore-point URL] [--restore-version V] [--dry-run]
 `
 
 func main() {
@@ -58,6 +60,8 @@ func run(args []string, stdout io.Writer) error {
 	switch cmd := fs.Arg(0); cmd {
 	case "backup":
 		return backup(ctx, c, cfg, stdout)
+	case "restore":
+		return restoreCmd(ctx, c, cfg, fs.Args()[1:], stdout)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}
