@@ -287,7 +287,7 @@ func TestCreatorContainerAndTTL(t *testing.T) {
 	}
 }
 
-// maxWriteDialer records the largest single Write, which is one request with go-zookeeper.
+// maxWriteDialer records the largest request sent, whatever the writes that carry it.
 type maxWriteDialer struct {
 	mu sync.Mutex
 	n  int
@@ -298,7 +298,7 @@ func (d *maxWriteDialer) dial(network, addr string, timeout time.Duration) (net.
 	if err != nil {
 		return nil, err
 	}
-	return maxWriteConn{c, d}, nil
+	return &maxWriteConn{Conn: c, d: d}, nil
 }
 
 func (d *maxWriteDialer) max() int {
@@ -309,13 +309,30 @@ func (d *maxWriteDialer) max() int {
 
 type maxWriteConn struct {
 	net.Conn
-	d *maxWriteDialer
+	d      *maxWriteDialer
+	lenBuf []byte
+	left   int
 }
 
-func (c maxWriteConn) Write(p []byte) (int, error) {
-	c.d.mu.Lock()
-	c.d.n = max(c.d.n, len(p)-4)
-	c.d.mu.Unlock()
+func (c *maxWriteConn) Write(p []byte) (int, error) {
+	for b := p; len(b) > 0; {
+		if c.left == 0 {
+			k := min(4-len(c.lenBuf), len(b))
+			c.lenBuf = append(c.lenBuf, b[:k]...)
+			b = b[k:]
+			if len(c.lenBuf) == 4 {
+				c.left = int(binary.BigEndian.Uint32(c.lenBuf))
+				c.lenBuf = c.lenBuf[:0]
+				c.d.mu.Lock()
+				c.d.n = max(c.d.n, c.left)
+				c.d.mu.Unlock()
+			}
+			continue
+		}
+		k := min(c.left, len(b))
+		b = b[k:]
+		c.left -= k
+	}
 	return c.Conn.Write(p)
 }
 

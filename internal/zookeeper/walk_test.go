@@ -339,16 +339,13 @@ func TestConnectAuthErrorsKeepPasswordOut(t *testing.T) {
 	assertNoSecret(t, err, "hunter2")
 }
 
-// schemeMangler rewrites the scheme of outgoing SetAuth requests ("digest" to "digesX"). It
-// relies on go-zookeeper writing each request with one Write.
+// schemeMangler rewrites the scheme of outgoing SetAuth requests ("digest" to "digesX").
 type schemeMangler struct{ net.Conn }
 
 func (m schemeMangler) Write(p []byte) (int, error) {
-	// length, xid, type=100 (setAuth), auth type, scheme length, scheme
-	if len(p) >= 26 && p[8] == 0 && p[9] == 0 && p[10] == 0 && p[11] == 100 && string(p[20:26]) == "digest" {
-		q := append([]byte(nil), p...)
-		q[25] = 'X'
-		return m.Conn.Write(q)
+	scheme := []byte("\x00\x00\x00\x06digest")
+	if bytes.Contains(p, scheme) {
+		p = bytes.ReplaceAll(p, scheme, []byte("\x00\x00\x00\x06digesX"))
 	}
 	return m.Conn.Write(p)
 }

@@ -3,6 +3,7 @@ package zookeeper
 import (
 	"encoding/binary"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -35,33 +36,138 @@ func (c *Client) trackingDialer(dial zk.Dialer) zk.Dialer {
 		if err != nil {
 			return nil, err
 		}
-		return &trackedConn{Conn: nc, c: c, in: frameScanner{handshake: true}, out: frameScanner{handshake: true}}, nil
+		t := &trackedConn{
+			Conn:         nc,
+			c:            c,
+			in:           frameScanner{handshake: true},
+			out:          frameScanner{handshake: true},
+			rbuf:         make([]byte, readBufferSize),
+			writeTimeout: c.sessionTimeout,
+		}
+		t.wcond = sync.NewCond(&t.wmu)
+		go t.flushLoop()
+		return t, nil
 	}
 }
 
+const (
+	readBufferSize = 64 << 10
+	// maxPendingWrite is how much a Write may queue before it waits for the socket.
+	maxPendingWrite = 256 << 10
+)
+
+// trackedConn also cuts system calls, which on a small machine take CPU from the server:
+// go-zookeeper reads each reply with two reads and writes each request with its own write;
+// this buffers reads, and queues writes for a goroutine that sends everything queued at once.
 type trackedConn struct {
 	net.Conn
 	c   *Client
 	in  frameScanner // used by go-zookeeper's receive goroutine only
 	out frameScanner // used by its send goroutine only
-	// written collects paths of requests seen in one Write, signalled after it returns.
+	// written collects paths of requests seen in one Write, signalled once queued.
 	written []string
+
+	rbuf       []byte
+	rpos, rend int
+	rerr       error
+
+	writeTimeout time.Duration
+	wmu          sync.Mutex
+	wcond        *sync.Cond
+	wbuf, wspare []byte
+	werr         error
+	wclosed      bool
 }
 
 func (t *trackedConn) Read(p []byte) (int, error) {
-	n, err := t.Conn.Read(p)
-	t.in.scan(p[:n], t.inboundPrefix)
-	return n, err
+	if t.rpos == t.rend {
+		if t.rerr != nil {
+			return 0, t.rerr
+		}
+		if len(p) >= len(t.rbuf) {
+			n, err := t.Conn.Read(p)
+			t.in.scan(p[:n], t.inboundPrefix)
+			return n, err
+		}
+		n, err := t.Conn.Read(t.rbuf)
+		t.in.scan(t.rbuf[:n], t.inboundPrefix)
+		t.rpos, t.rend, t.rerr = 0, n, err
+		if n == 0 {
+			t.rerr = nil
+			return 0, err
+		}
+	}
+	n := copy(p, t.rbuf[t.rpos:t.rend])
+	t.rpos += n
+	return n, nil
 }
 
+// Write queues p; bytes queued earlier are sent first, so requests keep their order, and a
+// request whose Write returned is ahead of every later one.
 func (t *trackedConn) Write(p []byte) (int, error) {
-	n, err := t.Conn.Write(p)
-	t.out.scan(p[:n], t.outboundPrefix)
+	t.out.scan(p, t.outboundPrefix)
+	t.wmu.Lock()
+	for len(t.wbuf) > maxPendingWrite && t.werr == nil {
+		t.wcond.Wait()
+	}
+	if t.werr != nil {
+		err := t.werr
+		t.wmu.Unlock()
+		t.written = t.written[:0]
+		return 0, err
+	}
+	t.wbuf = append(t.wbuf, p...)
+	t.wcond.Broadcast()
+	t.wmu.Unlock()
 	for _, path := range t.written {
 		t.c.signalWrite(path)
 	}
 	t.written = t.written[:0]
-	return n, err
+	return len(p), nil
+}
+
+func (t *trackedConn) flushLoop() {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	for {
+		for len(t.wbuf) == 0 && !t.wclosed {
+			t.wcond.Wait()
+		}
+		if t.wclosed {
+			return
+		}
+		buf := t.wbuf
+		t.wbuf = t.wspare[:0]
+		t.wmu.Unlock()
+		_ = t.Conn.SetWriteDeadline(time.Now().Add(t.writeTimeout))
+		_, err := t.Conn.Write(buf)
+		t.wmu.Lock()
+		t.wspare = buf
+		if err != nil {
+			t.werr = err
+			t.wclosed = true
+			t.Conn.Close() // the receive side fails too, and go-zookeeper reconnects
+			t.wcond.Broadcast()
+			return
+		}
+		t.wcond.Broadcast()
+	}
+}
+
+// SetWriteDeadline is ignored: writes happen later, each under writeTimeout.
+func (t *trackedConn) SetWriteDeadline(time.Time) error { return nil }
+
+func (t *trackedConn) SetDeadline(d time.Time) error { return t.Conn.SetReadDeadline(d) }
+
+func (t *trackedConn) Close() error {
+	t.wmu.Lock()
+	t.wclosed = true
+	if t.werr == nil {
+		t.werr = net.ErrClosed
+	}
+	t.wcond.Broadcast()
+	t.wmu.Unlock()
+	return t.Conn.Close()
 }
 
 // inboundPrefix records the reply header's zxid; notifications (xid -1) carry -1.
