@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,7 +42,7 @@ func run(args []string, stdout io.Writer) error {
 		return fmt.Errorf("%v\n%s", err, usage)
 	}
 	if *configPath == "" || fs.NArg() < 1 {
-		return errors.New("--config FILE and a command are required\n" + usage)
+		return fmt.Errorf("--config FILE and a command are required\n%s", usage)
 	}
 	cfg, err := config.Load(*configPath)
 	if err != nil {

@@ -70,13 +70,12 @@ func Zxid(z int64) string { return fmt.Sprintf("0x%x", z) }
 // StreamWriter writes records as JSON Lines and keeps the count, size and SHA-256 of what it
 // wrote.
 type StreamWriter struct {
-	w      *bufio.Writer
-	h      hash.Hash
-	enc    *json.Encoder
-	count  int64
-	bytes  int64
-	data   int64
-	closed bool
+	w     *bufio.Writer
+	h     hash.Hash
+	enc   *json.Encoder
+	count int64
+	bytes int64
+	data  int64
 }
 
 // NewStreamWriter writes to w; call Flush before reading w's result.
