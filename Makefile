@@ -48,7 +48,8 @@ deps-staticcheck:
 	@test -x $(BIN)/staticcheck || GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 # All tests: unit, workflow (testsuite) and integration (real ZooKeeper, MinIO, Temporal).
-test: deps
+test:
+	@$(MAKE) --no-print-directory -j3 deps
 	$(GO) test $(TEST_FLAGS) ./...
 
 lint: deps-staticcheck
@@ -57,10 +58,13 @@ lint: deps-staticcheck
 	$(BIN)/staticcheck ./...
 
 # Throughput against in-run yardsticks (ratios) and the dump's peak RSS.
-bench: deps
+bench:
+	@$(MAKE) --no-print-directory -j3 deps
 	BENCH_NODES=$(BENCH_NODES) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./internal/zookeeper/
 
-dev: deps build
+dev:
+	@$(MAKE) --no-print-directory -j3 deps
+	@$(MAKE) --no-print-directory build
 	./scripts/dev.sh
 
 clean:
