@@ -67,10 +67,11 @@ type RestoreReport struct {
 	CursorsReset       int64            `json:"cursorsReset"`
 	TopicsWithDataLoss []string         `json:"topicsWithDataLoss"`
 	Durations          RestoreDurations `json:"durations"`
-	// Replaced is the earlier restore of another pair this one cleared, with the number of
-	// znodes deleted.
-	Replaced *restore.Previous `json:"replaced,omitempty"`
-	Cleared  int64             `json:"cleared"`
+	// Replaced is the earlier restore of another pair this one replaced; Clear says what
+	// clearing it did (znodes deleted, kept as ancestors of skipped paths, or denied by a
+	// locked parent's ACL).
+	Replaced *restore.Previous    `json:"replaced,omitempty"`
+	Clear    *restore.BeginResult `json:"clear,omitempty"`
 	// Target is the ensemble restored into; WorkflowID the run that did it.
 	Target     []string `json:"target"`
 	WorkflowID string   `json:"workflowId"`
@@ -273,7 +274,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (RestoreReport, erro
 				return nil, stageError("clear", err)
 			}
 			begun = true
-			rep.Replaced, rep.Cleared = b.Replaced, b.Deleted
+			rep.Replaced, rep.Clear = b.Replaced, &b
 		}
 		err = workflow.ExecuteActivity(restoreStage(sctx, 6*time.Hour), ra.ApplyArchive, activities.ArchiveInput{ArchivePath: dl.ArchivePath}).Get(ctx, &stats)
 		rep.Durations.Apply += lap()

@@ -278,7 +278,7 @@ func TestRestoreReplaceReportsWhatItCleared(t *testing.T) {
 	if got := e.called(); !slices.Equal(got, want) {
 		t.Fatalf("stages %v, want %v", got, want)
 	}
-	if rep.Replaced == nil || rep.Replaced.RestoreVersion != "1" || rep.Cleared != 95 {
+	if rep.Replaced == nil || rep.Replaced.RestoreVersion != "1" || rep.Clear == nil || rep.Clear.Deleted != 95 {
 		t.Fatalf("report %+v", rep)
 	}
 }

@@ -32,9 +32,12 @@ type BeginResult struct {
 	// Replaced is the earlier restore whose znodes were cleared, if any.
 	Replaced *Previous `json:"replaced,omitempty"`
 	// Deleted counts znodes deleted; Kept those left because they are ancestors of skipped
-	// paths (such as /loadbalance), which Apply then finds existing.
+	// paths (such as /loadbalance), Denied those under a parent whose ACL forbids us to
+	// delete (a locked parent, unless the worker authenticates as ZooKeeper's super user).
+	// Apply then finds both existing: identical is fine, different fails the apply.
 	Deleted int64 `json:"deleted"`
 	Kept    int64 `json:"kept"`
+	Denied  int64 `json:"denied"`
 }
 
 // Begin is a restore's first write. It writes the marker as StateApplying for this run
@@ -78,7 +81,7 @@ func Begin(ctx context.Context, c *zookeeper.Client, in BeginInput, progress fun
 		return res, nil
 	}
 	st, err := Clear(ctx, c, in.TempDir, progress)
-	res.Deleted, res.Kept = st.Deleted, st.Kept
+	res.Deleted, res.Kept, res.Denied = st.Deleted, st.Kept, st.Denied
 	if err != nil {
 		return res, err
 	}
@@ -95,16 +98,17 @@ func Begin(ctx context.Context, c *zookeeper.Client, in BeginInput, progress fun
 	return res, nil
 }
 
-// ClearStats counts what Clear did.
+// ClearStats counts what Clear did (see BeginResult).
 type ClearStats struct {
-	Deleted, Kept int64
+	Deleted, Kept, Denied int64
 }
 
 // Clear deletes every znode of the target outside the skipped paths (SkipReason), the
 // marker included among the kept: it walks the target, writes the paths to a temporary file
 // (parents first, as the walk emits them) and deletes them in reverse order, children
 // first, in batched multi requests. Znodes that still have children afterwards (ancestors
-// of skipped paths, or of ephemerals) are kept and counted. Memory does not grow with the
+// of skipped paths, or of ephemerals) are kept and counted, and so are those whose parent's
+// ACL forbids us to delete them. Memory does not grow with the
 // tree; the temporary file does, by one line per znode.
 func Clear(ctx context.Context, c *zookeeper.Client, tempDir string, progress func(Progress)) (ClearStats, error) {
 	var st ClearStats
@@ -141,6 +145,7 @@ func Clear(ctx context.Context, c *zookeeper.Client, tempDir string, progress fu
 		ds, err := c.DeleteZnodes(ctx, paths)
 		st.Deleted += ds.Deleted + ds.Gone
 		st.Kept += ds.Kept
+		st.Denied += ds.Denied
 		paths = paths[:0]
 		tick.tick(Progress{Records: listed, Written: st.Deleted})
 		if err != nil {

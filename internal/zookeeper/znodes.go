@@ -91,8 +91,9 @@ type DeleteStats struct {
 	// Deleted counts znodes deleted; Gone those already absent.
 	Deleted, Gone int64
 	// Kept counts znodes left because they still have children (ones not in the list, such
-	// as ephemerals or a subtree the caller keeps).
-	Kept int64
+	// as ephemerals or a subtree the caller keeps); Denied those whose parent's ACL does not
+	// let us delete them.
+	Kept, Denied int64
 }
 
 // deleteBatchOps and deleteBatchBytes bound one multi of deletes, well under jute.maxbuffer.
@@ -102,9 +103,10 @@ const (
 )
 
 // DeleteZnodes deletes paths in the order given, so a child must come before its parent. It
-// sends multi requests of up to 1,000 deletes; when one fails (a znode already gone, or one
-// that still has children) that batch is redone znode by znode, counting absent znodes as
-// Gone and non-empty ones as Kept. Any other error stops it. "/" is never deleted.
+// sends multi requests of up to 1,000 deletes; when one fails (a znode already gone, one
+// that still has children, or one we may not delete) that batch is redone znode by znode,
+// counting absent znodes as Gone, non-empty ones as Kept and forbidden ones as Denied. Any
+// other error stops it. "/" is never deleted.
 func (c *Client) DeleteZnodes(ctx context.Context, paths []string) (DeleteStats, error) {
 	var st DeleteStats
 	conn := c.conns[0]
@@ -135,7 +137,7 @@ func (c *Client) DeleteZnodes(ctx context.Context, paths []string) (DeleteStats,
 			st.Deleted += int64(len(ops))
 			continue
 		}
-		if !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrNotEmpty) {
+		if !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrNotEmpty) && !errors.Is(err, zk.ErrNoAuth) {
 			return st, opError("delete", ops[0].(*zk.DeleteRequest).Path, err)
 		}
 		for _, op := range ops {
@@ -148,6 +150,8 @@ func (c *Client) DeleteZnodes(ctx context.Context, paths []string) (DeleteStats,
 				st.Gone++
 			case errors.Is(err, zk.ErrNotEmpty):
 				st.Kept++
+			case errors.Is(err, zk.ErrNoAuth):
+				st.Denied++
 			default:
 				return st, opError("delete", p, err)
 			}
