@@ -20,7 +20,8 @@ const (
 
 // WalkOptions configure Walk.
 type WalkOptions struct {
-	// Root is where the walk starts ("/" when empty); it is emitted too.
+	// Root is where the walk starts ("/" when empty); it is emitted too, and its absence is
+	// an error.
 	Root string
 	// Skip, when it returns true for a path, leaves out that znode and its subtree. /zookeeper
 	// (the server's own) is always left out. It is called from the goroutine that called Walk,
@@ -185,6 +186,8 @@ func (c *Client) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Rec
 		switch {
 		case r.err != nil:
 			return stats, r.err
+		case r.vanished && r.path == root:
+			return stats, fmt.Errorf("walk %s: %w", root, zk.ErrNoNode)
 		case r.vanished:
 			stats.Vanished++
 			continue
@@ -222,6 +225,7 @@ type walkFrame struct {
 }
 
 type walkResult struct {
+	path      string
 	rec       znode.Record
 	children  []string
 	maxZxid   int64
@@ -232,7 +236,7 @@ type walkResult struct {
 
 // fetch reads one znode: its data and Stat, its ACL, and its children when it has any.
 func (c *Client) fetch(ctx context.Context, conn *zk.Conn, path string) walkResult {
-	var r walkResult
+	r := walkResult{path: path}
 	var data []byte
 	var st *zk.Stat
 	err := c.retry(ctx, func() (err error) {

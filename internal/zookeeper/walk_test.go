@@ -161,6 +161,9 @@ func TestWalkEmitsEveryPersistentZnodeExactly(t *testing.T) {
 	if len(got) != 49 {
 		t.Errorf("walk of /d00/d01 emitted %d, want 49", len(got))
 	}
+	if _, _, err := collect(t, c, WalkOptions{Root: "/nonexistent"}); err == nil || err.Error() != "walk /nonexistent: zk: node does not exist" {
+		t.Errorf("walk of a missing root: %v", err)
+	}
 }
 
 func TestWalkCountsVanishedZnodes(t *testing.T) {
