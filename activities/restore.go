@@ -131,9 +131,19 @@ func (r *Restore) DownloadArchive(ctx context.Context, in DownloadInput) (Downlo
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return DownloadResult{}, fmt.Errorf("create staging dir: %w", err)
 	}
+	res, err := download(ctx, store, key, dir, in)
+	if err != nil {
+		// The workflow cleans up only after a download it knows of.
+		_ = os.RemoveAll(dir)
+		return DownloadResult{}, err
+	}
+	return res, nil
+}
+
+func download(ctx context.Context, store storage.Store, key, dir string, in DownloadInput) (DownloadResult, error) {
 	body, err := store.Get(ctx, key)
 	if err != nil {
-		return DownloadResult{}, classifyRestore(fmt.Errorf("download: %w", err))
+		return DownloadResult{}, classifyRestore(err)
 	}
 	defer body.Close()
 	final := filepath.Join(dir, "archive.tar.gz")
@@ -200,7 +210,7 @@ func (r *Restore) ValidateArchive(ctx context.Context, in ArchiveInput) (Validat
 	defer hb.stop()
 	v, err := restore.Validate(ctx, f, hb.set)
 	if err != nil {
-		return ValidateResult{}, classifyRestore(fmt.Errorf("validate: %w", err))
+		return ValidateResult{}, classifyRestore(err)
 	}
 	return ValidateResult{Znodes: v.Manifest.Znodes, MaxPending: v.MaxPending}, nil
 }
@@ -229,7 +239,7 @@ func (r *Restore) PlanRestore(ctx context.Context, in PlanInput) (restore.Plan, 
 		if errors.Is(err, restore.ErrTargetTooLarge) {
 			target = nil
 		} else if err != nil {
-			return restore.Plan{}, classifyRestore(fmt.Errorf("plan: %w", err))
+			return restore.Plan{}, classifyRestore(err)
 		}
 	}
 	f, err := os.Open(in.ArchivePath)
@@ -241,7 +251,7 @@ func (r *Restore) PlanRestore(ctx context.Context, in PlanInput) (restore.Plan, 
 	defer hb.stop()
 	p, err := restore.MakePlan(ctx, f, target, hb.set)
 	if err != nil {
-		return restore.Plan{}, classifyRestore(fmt.Errorf("plan: %w", err))
+		return restore.Plan{}, classifyRestore(err)
 	}
 	return p, nil
 }
@@ -277,7 +287,7 @@ func (r *Restore) BeginRestore(ctx context.Context, in BeginInput) (restore.Begi
 		StartedAt: in.StartedAt, Archive: in.Archive, Check: in.Check, TempDir: tmp,
 	}, hb.set)
 	if err != nil {
-		return res, classifyRestore(fmt.Errorf("begin: %w", err))
+		return res, classifyRestore(err)
 	}
 	return res, nil
 }
@@ -322,7 +332,7 @@ func (r *Restore) MarkRestored(ctx context.Context, in MarkInput) (restore.Marke
 	we := activity.GetInfo(ctx).WorkflowExecution
 	m, err := restore.Mark(ctx, zc, restore.MarkInput{Owner: restore.Owner{WorkflowID: we.ID, RunID: we.RunID}, CompletedAt: in.CompletedAt, Created: in.Created})
 	if err != nil {
-		return m, classifyRestore(fmt.Errorf("mark: %w", err))
+		return m, classifyRestore(err)
 	}
 	return m, nil
 }
@@ -365,7 +375,7 @@ type heartbeats struct {
 	wg     sync.WaitGroup
 }
 
-const heartbeatEvery = 5 * time.Second
+const heartbeatEvery = 3 * time.Second
 
 func startHeartbeats(ctx context.Context) *heartbeats {
 	h := &heartbeats{done: make(chan struct{})}

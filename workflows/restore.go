@@ -83,24 +83,29 @@ type RestoreReport struct {
 	Marker *restore.Marker `json:"marker,omitempty"`
 }
 
-// Restore workflow IDs: one per pair, so Temporal itself refuses a second run of a pair
-// that succeeded; dry runs get their own.
+// Restore workflow IDs: one per pair and target, so Temporal itself refuses a second run of
+// a pair that succeeded; dry runs get their own.
 const (
 	RestoreIDPrefix       = "metadata-restore-"
 	RestoreDryRunIDPrefix = "metadata-restore-dryrun-"
 )
 
-// RestorePairHash is the first 16 hex digits of SHA-256(restorePoint "\n" restoreVersion).
-func RestorePairHash(point, version string) string {
-	sum := sha256.Sum256([]byte(point + "\n" + version))
+// RestorePairHash is the first 16 hex digits of
+// SHA-256(restorePoint "\n" restoreVersion "\n" taskQueue). The task queue stands for the
+// target: the workers polling it restore into their own zookeeper.servers, and deployments
+// sharing a Temporal namespace have their own queues, so the same pair restored into two
+// clusters are two restores.
+func RestorePairHash(point, version, taskQueue string) string {
+	sum := sha256.Sum256([]byte(point + "\n" + version + "\n" + taskQueue))
 	return hex.EncodeToString(sum[:8])
 }
 
-// RestoreWorkflowID is the workflow ID for a restore input: "metadata-restore-<hash>" for
-// a real restore, "metadata-restore-dryrun-<hash>-<unix millis of now>" for a dry run, so
-// dry runs never block the real one nor each other. point must be resolved already.
-func RestoreWorkflowID(in RestoreInput, now time.Time) string {
-	h := RestorePairHash(in.RestorePoint, in.RestoreVersion)
+// RestoreWorkflowID is the workflow ID for a restore input on taskQueue:
+// "metadata-restore-<hash>" for a real restore, "metadata-restore-dryrun-<hash>-<unix
+// millis of now>" for a dry run, so dry runs never block the real one nor each other. The
+// restore point must be resolved already (restore.ResolvePoint).
+func RestoreWorkflowID(in RestoreInput, taskQueue string, now time.Time) string {
+	h := RestorePairHash(in.RestorePoint, in.RestoreVersion, taskQueue)
 	if in.DryRun {
 		return fmt.Sprintf("%s%s-%d", RestoreDryRunIDPrefix, h, now.UnixMilli())
 	}
@@ -117,7 +122,7 @@ func restoreStage(ctx workflow.Context, timeout time.Duration) workflow.Context 
 		// A session's activities go to one host's queue: if that host is gone, fail fast and
 		// start over on a new session.
 		ScheduleToStartTimeout: 2 * time.Minute,
-		HeartbeatTimeout:       30 * time.Second,
+		HeartbeatTimeout:       15 * time.Second,
 		RetryPolicy:            retry,
 	})
 }
@@ -355,7 +360,7 @@ func listNames(s []string) string {
 // or timed out. When a run of the ID is running or has succeeded, it returns that run with
 // already = true and starts nothing.
 func StartRestore(ctx context.Context, c client.Client, taskQueue string, in RestoreInput) (run client.WorkflowRun, already bool, err error) {
-	id := RestoreWorkflowID(in, time.Now())
+	id := RestoreWorkflowID(in, taskQueue, time.Now())
 	run, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       id,
 		TaskQueue:                                taskQueue,

@@ -314,19 +314,21 @@ func TestRestoreStartsOverOnANewSessionWhenTheWorkerIsLost(t *testing.T) {
 
 func TestRestoreWorkflowID(t *testing.T) {
 	now := time.UnixMilli(1700000000123)
-	a := RestoreWorkflowID(RestoreInput{RestorePoint: point, RestoreVersion: "1"}, now)
-	b := RestoreWorkflowID(RestoreInput{RestorePoint: point, RestoreVersion: "2"}, now)
-	a2 := RestoreWorkflowID(RestoreInput{RestorePoint: point, RestoreVersion: "1"}, now.Add(time.Hour))
-	dry := RestoreWorkflowID(RestoreInput{RestorePoint: point, RestoreVersion: "1", DryRun: true}, now)
-	if a != a2 || a == b || !strings.HasPrefix(a, "metadata-restore-") || len(a) != len("metadata-restore-")+16 {
-		t.Fatalf("ids %q %q %q", a, a2, b)
+	id := func(v, tq string, dry bool, at time.Time) string {
+		return RestoreWorkflowID(RestoreInput{RestorePoint: point, RestoreVersion: v, DryRun: dry}, tq, at)
 	}
-	if dry != "metadata-restore-dryrun-"+a[len("metadata-restore-"):]+"-1700000000123" {
+	a, a2 := id("1", "tq", false, now), id("1", "tq", false, now.Add(time.Hour))
+	if a != a2 || !strings.HasPrefix(a, "metadata-restore-") || len(a) != len("metadata-restore-")+16 {
+		t.Fatalf("ids %q %q", a, a2)
+	}
+	if a == id("2", "tq", false, now) || a == id("1", "other-tq", false, now) {
+		t.Fatal("another version or another target must get another ID")
+	}
+	if dry := id("1", "tq", true, now); dry != "metadata-restore-dryrun-"+a[len("metadata-restore-"):]+"-1700000000123" {
 		t.Fatalf("dry-run id %q", dry)
 	}
-	// The pair is joined unambiguously: ("a\nb", "c") and ("a", "b\nc") cannot both be
-	// valid (versions have no control characters), and ("ab", "c") differs from ("a", "bc").
-	if RestorePairHash("ab", "c") == RestorePairHash("a", "bc") {
+	// The parts are joined unambiguously (versions have no control characters).
+	if RestorePairHash("ab", "c", "q") == RestorePairHash("a", "bc", "q") {
 		t.Fatal("pair hash ambiguous")
 	}
 }

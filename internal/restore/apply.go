@@ -86,14 +86,14 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, owner Owner, o
 		}
 		if err := cr.Add(it.Record); err != nil {
 			_, _ = cr.Close()
-			return st, fmt.Errorf("apply: %w", err)
+			return st, err
 		}
 		tick.tick(Progress{Records: st.Records, Written: st.Records - st.Skipped, Path: rec.Path})
 	}
 	cs, err := cr.Close()
 	st.Created, st.Existing, st.Batches, st.DeferredACLs = cs.Created, cs.Existing, cs.Batches, cs.DeferredACLs
 	if err != nil {
-		return st, fmt.Errorf("apply: %w", err)
+		return st, err
 	}
 	return st, nil
 }

@@ -1,0 +1,115 @@
+package restore_test
+
+// BenchmarkApply measures the whole apply stage — archive read and verified, every record
+// classified, managed ledgers and cursors decoded and rewritten, then the zookeeper Creator —
+// against the same rewritten records created one request at a time, on the same tree: a
+// pulsartree of RESTORE_BENCH_TREE znodes (default 220,000, of which about 100,000 are
+// restored; the rest is BookKeeper metadata and live state the restore skips).
+// RESTORE_BENCH_ONE (default 5,000) bounds the one-at-a-time yardstick, which runs near
+// 2,000/s; rates are compared. Run it alone, once:
+//
+//	go test ./internal/restore -run '^$' -bench Apply -benchtime 1x -timeout 30m
+
+import (
+	"context"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger/mlpb"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsartree"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore/restoretest"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/testenv"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
+)
+
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}
+
+func BenchmarkApply(b *testing.B) {
+	ctx := context.Background()
+	treeSize, one := envInt(b, "RESTORE_BENCH_TREE", 220_000), envInt(b, "RESTORE_BENCH_ONE", 5_000)
+	src := testenv.StartZooKeeper(b)
+	o := pulsartree.Sized(treeSize)
+	o.Compression = mlpb.CompressionType_LZ4
+	restoretest.Populate(b, src.Addr, o)
+	path := dumpArchive(b, src.Addr, restore.DefaultManagedLedgerPath)
+	src.Stop()
+
+	for range b.N {
+		// The whole apply into a fresh target.
+		dst := testenv.StartZooKeeper(b)
+		c := connectZK(b, dst.Addr)
+		owner := restore.Owner{WorkflowID: "bench", RunID: "bench"}
+		chk, err := restore.Check(ctx, c, "p", "1", []string{restore.DefaultManagedLedgerPath})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := restore.Begin(ctx, c, restore.BeginInput{RestorePoint: "p", RestoreVersion: "1", WorkflowID: owner.WorkflowID, RunID: owner.RunID, Check: chk}, nil); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		st, err := restore.Apply(ctx, c, openFile(b, path), owner, zookeeper.CreatorOptions{}, nil)
+		d := time.Since(start)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		rate := float64(st.Created) / d.Seconds()
+		b.Logf("apply: %d records read, %d znodes created in %s: %.0f znodes/s (%d batches)", st.Records, st.Created, d.Round(time.Millisecond), rate, st.Batches)
+		dst.Stop()
+
+		// The yardstick: the same rewritten records, one create request at a time.
+		dst2 := testenv.StartZooKeeper(b)
+		c2 := connectZK(b, dst2.Addr)
+		ar, err := archive.NewReader(openFile(b, path))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rw := restore.NewRewriter(ar.Manifest().ManagedLedgerPath)
+		created := 0
+		start = time.Now()
+		for created < one {
+			rec, err := ar.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			it, err := rw.Next(rec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if it.Skip != "" {
+				continue
+			}
+			if _, err := c2.CreateOne(ctx, it.Record); err != nil {
+				b.Fatal(err)
+			}
+			created++
+		}
+		d1 := time.Since(start)
+		oneRate := float64(created) / d1.Seconds()
+		b.Logf("one at a time: %d znodes in %s: %.0f znodes/s", created, d1.Round(time.Millisecond), oneRate)
+		b.Logf("apply is %.1fx one at a time", rate/oneRate)
+		b.ReportMetric(rate, "znodes/s")
+		b.ReportMetric(oneRate, "one-at-a-time-znodes/s")
+		b.ReportMetric(rate/oneRate, "x-one-at-a-time")
+		dst2.Stop()
+	}
+}
