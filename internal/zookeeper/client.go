@@ -167,16 +167,12 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 			}()
 		}
 		wg.Wait()
-		if err := errors.Join(errs...); err != nil {
-			c.Close()
-			// Only the first error: they are all alike, and none can carry the password.
-			for _, e := range errs {
-				if e != nil {
-					err = e
-					break
-				}
+		// The first error only: they are all alike. None carries the credentials.
+		for _, err := range errs {
+			if err != nil {
+				c.Close()
+				return nil, fmt.Errorf("zookeeper digest auth as user %q failed: %w", user, err)
 			}
-			return nil, fmt.Errorf("zookeeper digest auth as user %q failed: %w", user, err)
 		}
 	}
 	return c, nil
@@ -193,7 +189,8 @@ func parseAuth(auth string) (user, password string, err error) {
 		return "", "", errors.New(`zookeeper auth: want "digest:user:password"`)
 	}
 	if scheme != "digest" {
-		return "", "", fmt.Errorf(`zookeeper auth: scheme %q not supported, want "digest:user:password"`, scheme)
+		// Not even the scheme is echoed: a value in the wrong shape may start with a secret.
+		return "", "", errors.New(`zookeeper auth: only the digest scheme is supported, want "digest:user:password"`)
 	}
 	user, password, ok = strings.Cut(rest, ":")
 	if !ok || user == "" {
@@ -234,18 +231,29 @@ func (c *Client) Err() error {
 }
 
 // LastZxid returns the last zxid the server had processed when it answered a sync of "/":
-// every change with a smaller or equal zxid is visible to reads issued afterwards.
+// every change with a smaller or equal zxid is visible to reads issued afterwards. It syncs
+// every session of the pool, since in an ensemble they may be connected to different servers.
 //
 // go-zookeeper has no accessor for reply headers, so the Client reads them off the wire (see
-// trackingDialer) and this returns the largest seen once the sync's reply has arrived.
+// trackingDialer) and this returns the largest seen once the syncs' replies have arrived.
 func (c *Client) LastZxid(ctx context.Context) (int64, error) {
-	conn := c.conns[0]
-	err := c.retry(ctx, func() error {
-		_, err := conn.Sync("/")
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("sync /: %w", err)
+	errs := make([]error, len(c.conns))
+	var wg sync.WaitGroup
+	for i, conn := range c.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.retry(ctx, func() error {
+				_, err := conn.Sync("/")
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return 0, fmt.Errorf("sync /: %w", err)
+		}
 	}
 	return c.zxid.Load(), nil
 }
@@ -279,6 +287,7 @@ func (c *Client) retry(ctx context.Context, op func() error) error {
 		if lostSince.IsZero() {
 			lostSince = now
 		} else if now.Sub(lostSince) > c.sessionTimeout {
+			c.expired.Store(true)
 			return fmt.Errorf("no zookeeper server reachable for %s, the session timeout: %w", c.sessionTimeout, ErrSessionExpired)
 		}
 		select {

@@ -195,6 +195,9 @@ func (c *Client) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Rec
 			stats.EphemeralSkipped++
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return stats, err
+		}
 		n := len(r.rec.Data)
 		stats.Znodes++
 		stats.DataBytes += int64(n)

@@ -233,9 +233,11 @@ func (c *Client) observeZxid(z int64) {
 func (c *Client) expectWrite(path string) <-chan struct{} {
 	ch := make(chan struct{})
 	c.writesMu.Lock()
+	if _, dup := c.writes[path]; !dup {
+		c.watching.Add(1)
+	}
 	c.writes[path] = ch
 	c.writesMu.Unlock()
-	c.watching.Add(1)
 	return ch
 }
 
