@@ -44,8 +44,10 @@ func checkOwner(ctx context.Context, c *zookeeper.Client, o Owner) (*Marker, int
 
 // Apply streams an archive into the target: each record is classified and rewritten by a
 // Rewriter and, unless skipped, handed to a zookeeper Creator, which creates it parents
-// first in batched multi requests with its data, ACL and mode. Nothing but the current
-// records and the Creator's requests in flight is held in memory.
+// first in batched multi requests with its data, ACL and mode. Reading and rewriting run in
+// a goroutine of their own, a few hundred records ahead of the Creator, so decoding the
+// archive overlaps with ZooKeeper's round trips. Nothing but those records and the
+// Creator's requests in flight is held in memory.
 //
 // The archive must have passed Validate: it is verified again as it is read, but a mismatch
 // found at its end comes after the writes. Apply is idempotent: a znode already there with
@@ -63,36 +65,83 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, owner Owner, o
 		return st, err
 	}
 	rw := NewRewriter(ar.Manifest().ManagedLedgerPath)
+
+	// The reader sends chunks of records to create; readErr is set before ch is closed.
+	const chunk = 256
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ch := make(chan []Item, 8)
+	var readErr error
+	var records, skipped int64
+	go func() {
+		defer close(ch)
+		buf := make([]Item, 0, chunk)
+		send := func() bool {
+			select {
+			case ch <- buf:
+				buf = make([]Item, 0, chunk)
+				return true
+			case <-rctx.Done():
+				readErr = rctx.Err()
+				return false
+			}
+		}
+		for {
+			rec, err := ar.Next()
+			if err == io.EOF {
+				if len(buf) > 0 {
+					send()
+				}
+				return
+			}
+			if err != nil {
+				readErr = err
+				return
+			}
+			records++
+			it, err := rw.Next(rec)
+			if err != nil {
+				readErr = fmt.Errorf("%w: %w", ErrUnrestorable, err)
+				return
+			}
+			if it.Skip != "" {
+				skipped++
+				continue
+			}
+			if buf = append(buf, it); len(buf) == chunk && !send() {
+				return
+			}
+		}
+	}()
+
 	cr := c.NewCreator(ctx, opts)
 	tick := ticker{fn: progress}
-	for {
-		rec, err := ar.Next()
-		if err == io.EOF {
-			break
+	var added int64
+	var addErr error
+	for items := range ch {
+		if addErr != nil {
+			continue // drain, so the reader ends
 		}
-		if err != nil {
-			_, _ = cr.Close()
-			return st, err
+		for _, it := range items {
+			if addErr = cr.Add(it.Record); addErr != nil {
+				stop()
+				break
+			}
+			added++
 		}
-		st.Records++
-		it, err := rw.Next(rec)
-		if err != nil {
-			_, _ = cr.Close()
-			return st, fmt.Errorf("%w: %w", ErrUnrestorable, err)
+		if addErr == nil {
+			tick.tick(Progress{Records: added, Written: added, Path: items[len(items)-1].Record.Path})
 		}
-		if it.Skip != "" {
-			st.Skipped++
-			continue
-		}
-		if err := cr.Add(it.Record); err != nil {
-			_, _ = cr.Close()
-			return st, err
-		}
-		tick.tick(Progress{Records: st.Records, Written: st.Records - st.Skipped, Path: rec.Path})
 	}
+	st.Records, st.Skipped = records, skipped
 	cs, err := cr.Close()
 	st.Created, st.Existing, st.Batches, st.DeferredACLs = cs.Created, cs.Existing, cs.Batches, cs.DeferredACLs
-	if err != nil {
+	switch {
+	case addErr != nil:
+		return st, addErr
+	case readErr != nil:
+		return st, readErr
+	case err != nil:
 		return st, err
 	}
 	return st, nil

@@ -235,7 +235,8 @@ next:
 
 // Progress is reported by the long stages every few seconds.
 type Progress struct {
-	// Records read from the archive so far, and of those created or found existing (Apply).
+	// Records processed so far (read from the archive; Apply: handed to the Creator), and
+	// Written those sent to ZooKeeper (Apply, Clear).
 	Records int64  `json:"records"`
 	Written int64  `json:"written,omitempty"`
 	Path    string `json:"path,omitempty"`
@@ -273,8 +274,8 @@ type Validation struct {
 // ErrUnrestorable, which retrying cannot fix, or are I/O errors. progress, if not nil, is
 // called every few seconds.
 //
-// The duplicate and ordering checks keep a 64-bit hash per path: 8 bytes a znode, never the
-// records.
+// The duplicate and ordering checks keep a 64-bit hash per path (a map of them: tens of MB
+// for a million znodes), never the records.
 func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Validation, error) {
 	var (
 		v      Validation
