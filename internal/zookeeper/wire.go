@@ -3,6 +3,7 @@ package zookeeper
 import (
 	"encoding/binary"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 
@@ -135,6 +136,16 @@ func (t *trackedConn) flushLoop() {
 		}
 		if t.wclosed {
 			return
+		}
+		// Let the goroutines with requests ready queue them too, so one write carries many.
+		for range 3 {
+			n := len(t.wbuf)
+			t.wmu.Unlock()
+			runtime.Gosched()
+			t.wmu.Lock()
+			if len(t.wbuf) == n {
+				break
+			}
 		}
 		buf := t.wbuf
 		t.wbuf = t.wspare[:0]
