@@ -44,7 +44,8 @@ func checkOwner(ctx context.Context, c *zookeeper.Client, o Owner) (*Marker, int
 
 // Apply streams an archive into the target: each record is classified and rewritten by a
 // Rewriter and, unless skipped, handed to a zookeeper Creator, which creates it parents
-// first in batched multi requests with its data, ACL and mode. Reading and rewriting run in
+// first in batched multi requests with its data, ACL and mode. Skipped records are not even
+// decoded (archive.Reader.NextUnless). Reading and rewriting run in
 // a goroutine of their own, a few hundred records ahead of the Creator, so decoding the
 // archive overlaps with ZooKeeper's round trips. Nothing but those records and the
 // Creator's requests in flight is held in memory.
@@ -87,7 +88,7 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, owner Owner, o
 			}
 		}
 		for {
-			rec, err := ar.Next()
+			rec, skip, err := ar.NextUnless(skipped0)
 			if err == io.EOF {
 				if len(buf) > 0 {
 					send()
@@ -99,14 +100,14 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, owner Owner, o
 				return
 			}
 			records++
+			if skip {
+				skipped++
+				continue
+			}
 			it, err := rw.Next(rec)
 			if err != nil {
 				readErr = fmt.Errorf("%w: %w", ErrUnrestorable, err)
 				return
-			}
-			if it.Skip != "" {
-				skipped++
-				continue
 			}
 			if buf = append(buf, it); len(buf) == chunk && !send() {
 				return
@@ -171,4 +172,10 @@ func Mark(ctx context.Context, c *zookeeper.Client, in MarkInput) (Marker, error
 		return Marker{}, err
 	}
 	return *m, nil
+}
+
+// skipped0 tells whether a restore leaves path alone (SkipReason), for NextUnless.
+func skipped0(path string) bool {
+	_, skip := SkipReason(path)
+	return skip
 }

@@ -339,7 +339,7 @@ func MakePlan(ctx context.Context, r io.Reader, target map[string]znode.Record, 
 	pl := newPlanner(m.ManagedLedgerPath, target)
 	tick := ticker{fn: progress}
 	for {
-		rec, err := ar.Next()
+		rec, skip, err := ar.NextUnless(skipped0)
 		if err == io.EOF {
 			return pl.p, nil
 		}
@@ -350,6 +350,11 @@ func MakePlan(ctx context.Context, r io.Reader, target map[string]znode.Record, 
 			if err := ctx.Err(); err != nil {
 				return Plan{}, err
 			}
+		}
+		if skip {
+			reason, _ := SkipReason(rec.Path)
+			pl.add(Item{Record: rec, Skip: reason})
+			continue
 		}
 		it, err := rw.Next(rec)
 		if err != nil {
