@@ -366,6 +366,38 @@ func BenchmarkDumpWalk(b *testing.B) {
 	b.ReportMetric(peakRSSMB(b), "peak_rss_MB")
 }
 
+// BenchmarkDumpWalkLargeZnodes walks ZK_BENCH_LARGE znodes of 1,000,000 bytes (default 60)
+// and reports the peak RSS: the worst case for memory, since replies in flight are whole
+// znodes. The test server's 512 MB heap holds the data twice (its tree, and the last 500
+// transactions it keeps for followers), hence the modest default.
+func BenchmarkDumpWalkLargeZnodes(b *testing.B) {
+	n := envInt(b, "ZK_BENCH_LARGE", 60)
+	z := testenv.StartZooKeeper(b)
+	c := connect(b, z.Addr, Options{})
+	cr := c.NewCreator(context.Background(), CreatorOptions{})
+	if err := cr.Add(rec("/large", nil, int32(n))); err != nil {
+		b.Fatal(err)
+	}
+	data := make([]byte, 1_000_000)
+	for i := range n {
+		data[i%len(data)]++
+		if err := cr.Add(rec(fmt.Sprintf("/large/%04d", i), data, 0)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := cr.Close(); err != nil {
+		b.Fatal(err)
+	}
+	data = nil
+	resetPeakRSS(b)
+	var r float64
+	for b.Loop() {
+		r = rate(b, z, "Walk (1 MB znodes)", n+2, func() (int, error) { return walkDump(c) })
+	}
+	b.ReportMetric(r, "znodes/s")
+	b.ReportMetric(peakRSSMB(b), "peak_rss_MB")
+}
+
 // BenchmarkDumpRatios runs the three dumps on the same tree in one run and reports Walk's
 // rate against each yardstick. The serial one reads the first ZK_BENCH_SERIAL znodes only.
 func BenchmarkDumpRatios(b *testing.B) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -14,7 +15,7 @@ import (
 // Defaults for WalkOptions.
 const (
 	DefaultInFlight         = 256
-	DefaultMaxBytesInFlight = 64 << 20
+	DefaultMaxBytesInFlight = 16 << 20
 	DefaultProgressInterval = 10 * time.Second
 )
 
@@ -30,9 +31,10 @@ type WalkOptions struct {
 	// InFlight is the number of requests outstanding at once, spread over the pool's
 	// connections (default 256).
 	InFlight int
-	// MaxBytesInFlight caps the data of replies being received at once (default 64 MiB): after
-	// large znodes the walk keeps fewer requests in flight, so a tree of 1 MB znodes does not
-	// hold InFlight of them.
+	// MaxBytesInFlight caps the data being read and not yet emitted (default 16 MiB). Each
+	// znode's ACL is read first, and its reply's Stat tells the data size, so a tree of 1 MB
+	// znodes is read 16 at a time rather than InFlight at a time: that bounds our memory and,
+	// as much, the server's, which holds every reply it has not sent yet.
 	MaxBytesInFlight int
 	// Progress, if set, is called with the counts so far from the goroutine that called Walk,
 	// every ProgressInterval (default 10s) and once at the end of a walk that succeeds.
@@ -61,14 +63,18 @@ type WalkStats struct {
 //
 //   - emit is called from the goroutine that called Walk, one record at a time, and a parent
 //     always before its children. The record is emit's to keep.
-//   - Persistent, container and TTL znodes are emitted, each with its data (nil when the
-//     znode's data is null, as opposed to empty), ACL and Stat.
-//     Ephemeral ones are counted in EphemeralSkipped. A znode that is deleted while the walk
-//     runs is counted in Vanished, its subtree left out, and the walk goes on.
+//   - Persistent znodes are emitted, each with its data (nil when the znode's data is null,
+//     as opposed to empty), ACL and Stat; so are container and TTL znodes, which ZooKeeper
+//     reports to clients as persistent (ephemeralOwner 0), so their Mode is persistent too.
+//     Ephemeral znodes are counted in EphemeralSkipped. A znode that is deleted while the
+//     walk runs is counted in Vanished, its subtree left out, and the walk goes on.
+//   - Per znode it sends GetACL (whose Stat tells an ephemeral, and the data size), Get, and
+//     Children only if the znode has children: two requests for a leaf.
 //   - The result is fuzzy, like ZooKeeper's own snapshots: every znode reflects some moment
 //     during the walk. MaxZxid bounds the changes it may contain.
 //   - Memory does not grow with the tree: only the lists of not yet visited children along
-//     the current paths and the replies in flight are held.
+//     the current paths and the replies in flight (at most MaxBytesInFlight of data) are
+//     held.
 //   - A znode we may not read fails the walk with "read <path>: not authorized (set
 //     zookeeper.auth)". An error from emit stops the walk and is returned as is; so is
 //     ctx.Err() once ctx is done. Requests still in flight then finish in the background.
@@ -95,6 +101,8 @@ func (c *Client) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Rec
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	budget := newByteBudget(int64(maxBytes))
+	defer budget.close()
 	// Both channels hold every request that can be outstanding, so no worker ever blocks on
 	// them and none is left behind when Walk returns early.
 	tasks := make(chan string, inFlight)
@@ -105,7 +113,7 @@ func (c *Client) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Rec
 			for {
 				select {
 				case path := <-tasks:
-					results <- c.fetch(ctx, conn, path)
+					results <- c.fetch(ctx, conn, budget, path)
 				case <-ctx.Done():
 					return
 				}
@@ -151,15 +159,9 @@ func (c *Client) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Rec
 		return "", false
 	}
 
-	// The in-flight limit follows the largest data seen over the last two windows of 1,024
-	// replies, so that limit × size stays under maxBytes.
-	const window = 1024
-	var seen, winMax, prevMax int
-	limit := inFlight
-
 	outstanding := 0
 	for {
-		for outstanding < limit {
+		for outstanding < inFlight {
 			path, ok := next()
 			if !ok {
 				break
@@ -180,6 +182,7 @@ func (c *Client) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Rec
 			return stats, ctx.Err()
 		}
 		outstanding--
+		budget.release(r.budget)
 		if r.maxZxid > stats.MaxZxid {
 			stats.MaxZxid = r.maxZxid
 		}
@@ -208,12 +211,6 @@ func (c *Client) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Rec
 			slices.Sort(r.children)
 			stack = append(stack, walkFrame{parent: r.rec.Path, names: r.children})
 		}
-
-		winMax = max(winMax, n)
-		if seen++; seen == window {
-			prevMax, winMax, seen = winMax, 0, 0
-		}
-		limit = max(len(c.conns), min(inFlight, maxBytes/max(1024, winMax, prevMax)))
 	}
 	if opts.Progress != nil {
 		opts.Progress(stats)
@@ -229,6 +226,7 @@ type walkFrame struct {
 
 type walkResult struct {
 	path      string
+	budget    int64 // bytes of the budget to give back once handled
 	rec       znode.Record
 	children  []string
 	maxZxid   int64
@@ -237,27 +235,14 @@ type walkResult struct {
 	err       error
 }
 
-// fetch reads one znode: its data and Stat, its ACL, and its children when it has any.
-func (c *Client) fetch(ctx context.Context, conn *zk.Conn, path string) walkResult {
+// fetch reads one znode: its ACL, whose reply's Stat tells whether it is ephemeral (then
+// nothing more is read) and how large its data is; then its data and Stat, once the budget
+// has room for the data; then its children when it has any.
+func (c *Client) fetch(ctx context.Context, conn *zk.Conn, budget *byteBudget, path string) walkResult {
 	r := walkResult{path: path}
-	var data []byte
-	var st *zk.Stat
-	err := c.retry(ctx, func() (err error) {
-		data, st, err = conn.Get(path)
-		return err
-	})
-	if r.failed(path, err) {
-		return r
-	}
-	r.seeStat(st)
-	mode, ttl := znode.ModeOf(st.EphemeralOwner)
-	if mode == znode.ModeEphemeral {
-		r.ephemeral = true
-		return r
-	}
 	var acl []zk.ACL
 	var aclStat *zk.Stat
-	err = c.retry(ctx, func() (err error) {
+	err := c.retry(ctx, func() (err error) {
 		acl, aclStat, err = conn.GetACL(path)
 		return err
 	})
@@ -265,6 +250,26 @@ func (c *Client) fetch(ctx context.Context, conn *zk.Conn, path string) walkResu
 		return r
 	}
 	r.seeStat(aclStat)
+	if mode, _ := znode.ModeOf(aclStat.EphemeralOwner); mode == znode.ModeEphemeral {
+		r.ephemeral = true
+		return r
+	}
+	r.budget = budget.acquire(int64(aclStat.DataLength))
+	if r.budget < 0 {
+		r.budget = 0
+		r.err = context.Canceled // the walk is over; nobody reads this
+		return r
+	}
+	var data []byte
+	var st *zk.Stat
+	err = c.retry(ctx, func() (err error) {
+		data, st, err = conn.Get(path)
+		return err
+	})
+	if r.failed(path, err) {
+		return r
+	}
+	r.seeStat(st)
 	if st.NumChildren > 0 {
 		var childStat *zk.Stat
 		err = c.retry(ctx, func() (err error) {
@@ -276,6 +281,7 @@ func (c *Client) fetch(ctx context.Context, conn *zk.Conn, path string) walkResu
 		}
 		r.seeStat(childStat)
 	}
+	mode, ttl := znode.ModeOf(st.EphemeralOwner)
 	r.rec = znode.Record{
 		Path: path,
 		Data: data,
@@ -303,4 +309,53 @@ func (r *walkResult) failed(path string, err error) bool {
 
 func (r *walkResult) seeStat(s *zk.Stat) {
 	r.maxZxid = max(r.maxZxid, s.Czxid, s.Mzxid, s.Pzxid)
+}
+
+// byteBudget is a counting semaphore of bytes.
+type byteBudget struct {
+	mu     sync.Mutex
+	cond   sync.Cond
+	avail  int64
+	max    int64
+	closed bool
+}
+
+func newByteBudget(n int64) *byteBudget {
+	b := &byteBudget{avail: n, max: n}
+	b.cond.L = &b.mu
+	return b
+}
+
+// acquire waits until n bytes (at most the whole budget) are free and takes them; it returns
+// how many it took, or -1 once the budget is closed.
+func (b *byteBudget) acquire(n int64) int64 {
+	n = min(max(n, 0), b.max)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.avail < n && !b.closed {
+		b.cond.Wait()
+	}
+	if b.closed {
+		return -1
+	}
+	b.avail -= n
+	return n
+}
+
+func (b *byteBudget) release(n int64) {
+	if n <= 0 {
+		return
+	}
+	b.mu.Lock()
+	b.avail += n
+	b.mu.Unlock()
+	b.cond.Broadcast()
+}
+
+// close wakes every waiter for good: the walk is over.
+func (b *byteBudget) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cond.Broadcast()
 }
