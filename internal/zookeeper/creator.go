@@ -13,7 +13,7 @@ import (
 
 // Defaults and limits for CreatorOptions.
 const (
-	DefaultBatchBytes      = 512 << 10
+	DefaultBatchBytes      = 256 << 10
 	DefaultBatchOps        = 1000
 	DefaultBatchesInFlight = 8
 	// MaxRequestBytes is the largest request the server reads: jute.maxbuffer's default
@@ -34,8 +34,10 @@ const (
 
 // CreatorOptions configure NewCreator.
 type CreatorOptions struct {
-	// BatchBytes bounds the encoded size of one multi request (default 512 KiB, at most
-	// MaxRequestBytes). A znode too large for a batch is created on its own.
+	// BatchBytes bounds the encoded size of one multi request (default 256 KiB, at most
+	// MaxRequestBytes). A znode too large for a batch is created on its own. Servers keep
+	// their last 500 write requests in memory (zookeeper.commitLogCount) for followers that
+	// fall behind, so this also bounds that: 500 × 256 KiB = 125 MiB of the server's heap.
 	BatchBytes int
 	// BatchOps bounds the creates in one multi request (default 1,000).
 	BatchOps int
