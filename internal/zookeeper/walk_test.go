@@ -452,3 +452,27 @@ func TestFrameScannerAnyChunking(t *testing.T) {
 		}
 	}
 }
+
+func TestByteBudgetBlocksUntilReleased(t *testing.T) {
+	b := newByteBudget(100)
+	if got := b.acquire(60); got != 60 {
+		t.Fatalf("acquire(60) = %d", got)
+	}
+	// More than the whole budget is clamped to it, and waits for everything to be free.
+	got := make(chan int64)
+	go func() { got <- b.acquire(1000) }()
+	select {
+	case n := <-got:
+		t.Fatalf("acquire(1000) returned %d while 60 of 100 were taken", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	b.release(60)
+	if n := <-got; n != 100 {
+		t.Errorf("acquire(1000) = %d, want the whole budget", n)
+	}
+	go func() { got <- b.acquire(1) }()
+	b.close()
+	if n := <-got; n != -1 {
+		t.Errorf("acquire after close = %d, want -1", n)
+	}
+}
