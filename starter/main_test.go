@@ -17,7 +17,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/go-zookeeper/zk"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
@@ -249,6 +252,45 @@ func TestBackupCommandPrintsResultAndArchiveHoldsEveryZnode(t *testing.T) {
 		t.Errorf("modes: container %s, ttl %s", got[sp.Container].Mode, got[sp.TTLNode].Mode)
 	}
 	assertStagingEmpty(t, cfgPath)
+	assertNoSecretsInHistory(t, s, s.minio.SecretKey, pulsartree.DefaultDigestPassword)
+}
+
+// assertNoSecretsInHistory scans the whole history of every workflow in the namespace.
+func assertNoSecretsInHistory(t *testing.T, s *stack, secrets ...string) {
+	t.Helper()
+	c := s.tp.Client(t)
+	ctx := context.Background()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Namespace: s.tp.Namespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Executions) == 0 {
+		t.Fatal("no workflows to check")
+	}
+	sawKnown := false
+	for _, ex := range resp.Executions {
+		it := c.GetWorkflowHistory(ctx, ex.Execution.WorkflowId, ex.Execution.RunId, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Binary protobuf keeps payloads' bytes verbatim (JSON would base64 them).
+			raw, err := proto.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sawKnown = sawKnown || bytes.Contains(raw, []byte(`"stagingDir"`))
+			for _, secret := range secrets {
+				if bytes.Contains(raw, []byte(secret)) {
+					t.Fatalf("workflow %s history event %d holds a secret", ex.Execution.WorkflowId, ev.EventId)
+				}
+			}
+		}
+	}
+	if !sawKnown {
+		t.Fatal("the scan found no activity payload: it would not find a secret either")
+	}
 }
 
 func assertStagingEmpty(t *testing.T, cfgPath string) {
@@ -297,6 +339,7 @@ func TestBackupCommandFailuresNameTheCause(t *testing.T) {
 			assertStagingEmpty(t, cfgPath)
 		})
 	}
+	assertNoSecretsInHistory(t, s, s.minio.SecretKey, pulsartree.DefaultDigestPassword, "wrong-password")
 	list, err := s.minio.S3Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("backups")})
 	if err != nil || len(list.Contents) != 0 {
 		t.Fatalf("bucket holds %d objects after failed backups (%v)", len(list.Contents), err)
