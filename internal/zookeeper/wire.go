@@ -24,8 +24,9 @@ const (
 // library keeps to itself:
 //
 //   - inbound, the zxid of every reply header (Client.LastZxid);
-//   - outbound, the moment a create or multi for a given path has been written to the socket
-//     (Client.expectWrite), which the Creator needs to pipeline ordered requests.
+//   - outbound, the moment a create or multi for a given path has joined the connection's
+//     byte stream, ahead of any later request (Client.expectWrite), which the Creator needs
+//     to pipeline ordered requests.
 //
 // Both directions are length-prefixed frames. The first frame each way is the session
 // handshake (ConnectRequest/ConnectResponse) without a request or reply header; every later
@@ -154,6 +155,9 @@ func (t *trackedConn) flushLoop() {
 		_, err := t.Conn.Write(buf)
 		t.wmu.Lock()
 		t.wspare = buf
+		if cap(buf) > 2*maxPendingWrite {
+			t.wspare = nil // let a buffer grown by a large request go
+		}
 		if err != nil {
 			t.werr = err
 			t.wclosed = true
