@@ -221,7 +221,7 @@ func (z *ZooKeeper) start() {
 		"ZOOCFGDIR=" + z.Dir,
 		"ZOO_LOG_DIR=" + z.Dir,
 		"ZOO_LOG4J_PROP=WARN,CONSOLE",
-		"JVMFLAGS=-Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Dzookeeper.DigestAuthenticationProvider.superDigest=" + superDigest,
+		"JVMFLAGS=" + jvmFlags() + " -XX:HeapDumpPath=" + z.Dir + " -Dzookeeper.DigestAuthenticationProvider.superDigest=" + superDigest,
 	}
 	p, err := startProcess("zookeeper", env, filepath.Join(z.home, "bin", "zkServer.sh"), "start-foreground", filepath.Join(z.Dir, "zoo.cfg"))
 	if err != nil {
@@ -361,4 +361,15 @@ func (m *MinIO) SetEnv(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_CONFIG_FILE", filepath.Join(m.Dir, "no-aws-config"))
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(m.Dir, "no-aws-credentials"))
+}
+
+// jvmFlags tunes the ZooKeeper JVM. Tests start many short-lived servers, so by default the
+// JIT stops at C1 and the GC is serial: faster start, slower sustained throughput.
+// Benchmarks set TESTENV_ZK_JVMFLAGS="-Xmx2g" (the JVM's own defaults) to measure the
+// server as it runs in production.
+func jvmFlags() string {
+	if f := os.Getenv("TESTENV_ZK_JVMFLAGS"); f != "" {
+		return f
+	}
+	return "-Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 }
