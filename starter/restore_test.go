@@ -448,9 +448,9 @@ func TestRestore(t *testing.T) {
 	t.Run("apply killed midway and retried ends with the same tree", func(t *testing.T) {
 		// Small batches and a slow link, so that the worker stops with most of the tree
 		// still to write (a Creator's requests in flight finish after it stops).
-		var px *throttle
+		var px *slowLink
 		tg := f.newTarget(t, "crash", func(addr string) string {
-			px = startThrottle(t, addr, 96<<10)
+			px = startSlowLink(t, addr, 800*time.Millisecond)
 			return px.addr
 		}, zookeeper.CreatorOptions{BatchOps: 20, InFlight: 2})
 		c := f.tp.Client(t)
@@ -459,16 +459,22 @@ func TestRestore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Wait until apply's heartbeat shows progress, then stop the worker under it.
+		// Wait until apply's heartbeat shows progress, then stop the worker under it. (The
+		// SDK sends a heartbeat at once, then at most every 80% of the heartbeat timeout: the
+		// slow link keeps apply running well past the second one.)
 		var progress restore.Progress
 		deadline := time.Now().Add(2 * time.Minute)
 		for progress.Records == 0 {
 			if time.Now().After(deadline) {
-				t.Fatal("apply never reported progress")
+				d, _ := c.DescribeWorkflowExecution(context.Background(), run.GetID(), "")
+				t.Fatalf("apply never reported progress: status %v, pending %v, %d znodes in the target, activities %v",
+					d.GetWorkflowExecutionInfo().GetStatus(), d.GetPendingActivities(), len(restoretest.ReadTree(t, tg.zk.Addr)), scheduled(t, c, run.GetID()))
 			}
 			time.Sleep(500 * time.Millisecond)
 			progress = applyProgress(t, c, run.GetID())
 		}
+		// Full speed from here on.
+		px.latency.Store(0)
 		tg.worker()
 		midway := len(restoretest.ReadTree(t, tg.zk.Addr))
 		t.Logf("worker stopped during apply: heartbeat %+v, %d znodes in the target", progress, midway)
@@ -476,8 +482,7 @@ func TestRestore(t *testing.T) {
 			t.Fatalf("only %d znodes written when the worker stopped: not midway", midway)
 		}
 
-		// A new worker takes over at full speed; the run finishes on a new session.
-		px.limit.Store(0)
+		// A new worker takes over; the run finishes on a new session.
 		f.startWorker(t, tg.cfg, tg.creator...)
 		var rep workflows.RestoreReport
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -629,22 +634,27 @@ func archiveOf(t *testing.T, paths ...string) []byte {
 	return out.Bytes()
 }
 
-// throttle is a TCP proxy whose client-to-server direction is limited to limit bytes a
-// second (0: unlimited), to make an apply slow enough to stop midway.
-type throttle struct {
-	addr  string
-	limit atomic.Int64
+// slowLink is a TCP proxy that delays everything the server sends by latency (0: none), like
+// a distant ensemble: a Creator with few requests in flight then writes slowly enough to be
+// stopped midway, while a large request still goes through at full bandwidth.
+type slowLink struct {
+	addr    string
+	latency atomic.Int64 // nanoseconds
 }
 
-func startThrottle(t *testing.T, upstream string, bytesPerSecond int64) *throttle {
+func startSlowLink(t *testing.T, upstream string, latency time.Duration) *slowLink {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	p := &throttle{addr: l.Addr().String()}
-	p.limit.Store(bytesPerSecond)
+	p := &slowLink{addr: l.Addr().String()}
+	p.latency.Store(int64(latency))
+	type chunk struct {
+		b   []byte
+		due time.Time
+	}
 	go func() {
 		for {
 			down, err := l.Accept()
@@ -659,16 +669,16 @@ func startThrottle(t *testing.T, upstream string, bytesPerSecond int64) *throttl
 			go func() {
 				defer up.Close()
 				defer down.Close()
-				buf := make([]byte, 4096)
+				_, _ = io.Copy(up, down)
+			}()
+			q := make(chan chunk, 1024)
+			go func() {
+				defer close(q)
 				for {
-					n, err := down.Read(buf)
+					buf := make([]byte, 32<<10)
+					n, err := up.Read(buf)
 					if n > 0 {
-						if _, werr := up.Write(buf[:n]); werr != nil {
-							return
-						}
-						if lim := p.limit.Load(); lim > 0 {
-							time.Sleep(time.Duration(int64(n) * int64(time.Second) / lim))
-						}
+						q <- chunk{buf[:n], time.Now().Add(time.Duration(p.latency.Load()))}
 					}
 					if err != nil {
 						return
@@ -678,7 +688,12 @@ func startThrottle(t *testing.T, upstream string, bytesPerSecond int64) *throttl
 			go func() {
 				defer up.Close()
 				defer down.Close()
-				_, _ = io.Copy(down, up)
+				for c := range q {
+					time.Sleep(time.Until(c.due))
+					if _, err := down.Write(c.b); err != nil {
+						return
+					}
+				}
 			}()
 		}
 	}()
