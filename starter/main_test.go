@@ -16,7 +16,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/go-zookeeper/zk"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/worker"
@@ -27,6 +26,7 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsartree"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore/restoretest"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/testenv"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
@@ -82,71 +82,11 @@ func (s *stack) config(t *testing.T, edit func(*config.Config)) string {
 	return path
 }
 
-func populate(t *testing.T, addr string, o pulsartree.Options) (*zk.Conn, pulsartree.Summary) {
-	t.Helper()
-	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	sum, err := pulsartree.Populate(context.Background(), conn, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return conn, sum
-}
-
-// readTree reads every znode below / except /zookeeper, as the super user.
-func readTree(t *testing.T, addr string) map[string]znode.Record {
-	t.Helper()
-	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.AddAuth("digest", []byte("super:"+testenv.SuperPassword)); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]znode.Record{}
-	var walk func(p string)
-	walk = func(p string) {
-		children, _, err := conn.Children(p)
-		if err != nil {
-			t.Fatalf("children %s: %v", p, err)
-		}
-		for _, c := range children {
-			cp := znode.Join(p, c)
-			if cp == "/zookeeper" {
-				continue
-			}
-			data, st, err := conn.Get(cp)
-			if err != nil {
-				t.Fatalf("get %s: %v", cp, err)
-			}
-			acl, _, err := conn.GetACL(cp)
-			if err != nil {
-				t.Fatalf("acl %s: %v", cp, err)
-			}
-			mode, _ := znode.ModeOf(st.EphemeralOwner)
-			if mode != znode.ModeEphemeral {
-				rec := znode.Record{Path: cp, Data: data, Mode: mode}
-				for _, a := range acl {
-					rec.ACL = append(rec.ACL, znode.ACL{Perms: a.Perms, Scheme: a.Scheme, ID: a.ID})
-				}
-				out[cp] = rec
-			}
-			walk(cp)
-		}
-	}
-	walk("/")
-	return out
-}
-
 func TestBackupCommandPrintsResultAndArchiveHoldsEveryZnode(t *testing.T) {
 	s := startStack(t)
 	o := pulsartree.Sized(3000)
 	o.Awkward = true
-	_, sum := populate(t, s.zk.Addr, o)
+	_, sum := restoretest.Populate(t, s.zk.Addr, o)
 	cfgPath := s.config(t, nil)
 
 	var out bytes.Buffer
@@ -220,7 +160,7 @@ func TestBackupCommandPrintsResultAndArchiveHoldsEveryZnode(t *testing.T) {
 	}
 
 	// Round trip: every persistent znode's path, data, ACL and mode are in the archive exactly.
-	want := readTree(t, s.zk.Addr)
+	want := restoretest.ReadTree(t, s.zk.Addr)
 	if _, ok := got["/"]; !ok {
 		t.Error("root missing from archive")
 	}
@@ -309,7 +249,7 @@ func assertStagingEmpty(t *testing.T, cfgPath string) {
 // the bucket or the staging directory.
 func TestBackupCommandFailuresNameTheCause(t *testing.T) {
 	s := startStack(t)
-	populate(t, s.zk.Addr, pulsartree.Options{Tenants: 1, NamespacesPerTenant: 1, TopicsPerNamespace: 1, Awkward: true})
+	restoretest.Populate(t, s.zk.Addr, pulsartree.Options{Tenants: 1, NamespacesPerTenant: 1, TopicsPerNamespace: 1, Awkward: true})
 	cases := []struct {
 		name string
 		edit func(*config.Config)

@@ -60,7 +60,7 @@ func newRestoreFixture(t *testing.T) *restoreFixture {
 	f := &restoreFixture{stack: startStack(t)}
 	o := pulsartree.Sized(3000)
 	o.Awkward, o.Compression = true, mlpb.CompressionType_LZ4
-	_, f.sum = populate(t, f.zk.Addr, o)
+	_, f.sum = restoretest.Populate(t, f.zk.Addr, o)
 	f.source = restoretest.ReadTree(t, f.zk.Addr)
 	var out bytes.Buffer
 	if err := run([]string{"--config", f.config(t, nil), "backup"}, &out); err != nil {

@@ -373,3 +373,17 @@ func jvmFlags() string {
 	}
 	return "-Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 }
+
+// EnvInt reads a positive integer setting of a benchmark from the environment.
+func EnvInt(t testing.TB, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		t.Fatalf("%s=%q: want a positive integer", name, v)
+	}
+	return n
+}

@@ -32,18 +32,6 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
-func envInt(b *testing.B, name string, def int) int {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 {
-		b.Fatalf("%s=%q: want a positive integer", name, v)
-	}
-	return n
-}
-
 // pulsarTree yields n records, parents first, shaped like a Pulsar cluster's metadata:
 // tenants and namespaces under /admin/policies, managed ledgers with two cursors each under
 // /managed-ledgers, a schema per topic under /schemas, and BookKeeper ledgers under
@@ -152,7 +140,7 @@ type benchEnv struct {
 // populatedZooKeeper starts a server and creates the tree with a Creator, reporting how fast.
 func populatedZooKeeper(b *testing.B) *benchEnv {
 	b.Helper()
-	n := envInt(b, "ZK_BENCH_ZNODES", 100_000)
+	n := testenv.EnvInt(b, "ZK_BENCH_ZNODES", 100_000)
 	z := testenv.StartZooKeeper(b)
 	c := connect(b, z.Addr, Options{})
 	start := time.Now()
@@ -337,7 +325,7 @@ func cpuTimes(b *testing.B, server *testenv.ZooKeeper) (own, srv time.Duration) 
 func BenchmarkDumpSerial(b *testing.B) {
 	env := populatedZooKeeper(b)
 	conn := rawConns(b, env.z.Addr, 1)[0]
-	limit := envInt(b, "ZK_BENCH_SERIAL", 10_000)
+	limit := testenv.EnvInt(b, "ZK_BENCH_SERIAL", 10_000)
 	var r float64
 	for b.Loop() {
 		r = rate(b, env.z, "serial (subset)", min(limit, env.znodes-3), func() (int, error) { return serialDump(conn, limit) })
@@ -371,7 +359,7 @@ func BenchmarkDumpWalk(b *testing.B) {
 // znodes. The test server's 512 MB heap holds the data twice (its tree, and the last 500
 // transactions it keeps for followers), hence the modest default.
 func BenchmarkDumpWalkLargeZnodes(b *testing.B) {
-	n := envInt(b, "ZK_BENCH_LARGE", 60)
+	n := testenv.EnvInt(b, "ZK_BENCH_LARGE", 60)
 	z := testenv.StartZooKeeper(b)
 	c := connect(b, z.Addr, Options{})
 	cr := c.NewCreator(context.Background(), CreatorOptions{})
@@ -403,7 +391,7 @@ func BenchmarkDumpWalkLargeZnodes(b *testing.B) {
 func BenchmarkDumpRatios(b *testing.B) {
 	env := populatedZooKeeper(b)
 	conns := rawConns(b, env.z.Addr, 8)
-	limit := envInt(b, "ZK_BENCH_SERIAL", 10_000)
+	limit := testenv.EnvInt(b, "ZK_BENCH_SERIAL", 10_000)
 	var serial, pipelined, walk, rss float64
 	for b.Loop() {
 		// A first pass warms the server up (its JIT and caches), so neither measured dump
@@ -433,8 +421,8 @@ func BenchmarkDumpRatios(b *testing.B) {
 // BenchmarkApply creates ZK_BENCH_ZNODES znodes with a Creator, then ZK_BENCH_ONE with
 // CreateOne one at a time, on a fresh server, and compares the rates.
 func BenchmarkApply(b *testing.B) {
-	n := envInt(b, "ZK_BENCH_ZNODES", 100_000)
-	one := envInt(b, "ZK_BENCH_ONE", 5_000)
+	n := testenv.EnvInt(b, "ZK_BENCH_ZNODES", 100_000)
+	one := testenv.EnvInt(b, "ZK_BENCH_ONE", 5_000)
 	z := testenv.StartZooKeeper(b)
 	c := connect(b, z.Addr, Options{})
 	ctx := context.Background()
