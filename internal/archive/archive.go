@@ -317,26 +317,56 @@ func (ar *Reader) Manifest() Manifest { return ar.manifest }
 // Next returns the next record, validated (path, size, mode, ACL). After the last one it
 // checks the stream against the manifest and returns io.EOF only if everything matches.
 func (ar *Reader) Next() (znode.Record, error) {
-	if ar.done {
-		return znode.Record{}, io.EOF
-	}
-	line, err := readLine(ar.stream)
-	if err == io.EOF {
-		return znode.Record{}, ar.finish()
-	}
+	line, err := ar.NextLine()
 	if err != nil {
 		return znode.Record{}, err
 	}
+	rec, _, err := DecodeLine(line, nil)
+	if err != nil {
+		return znode.Record{}, fmt.Errorf("record %d: %w", ar.count, err)
+	}
+	return rec, nil
+}
+
+// NextLine returns the next record's line, not decoded: callers that decode lines
+// concurrently (DecodeLine) read them with this. The line is the caller's to keep. Lines
+// count towards the end-of-stream checks as records do: after the last one NextLine returns
+// io.EOF only if the stream's size, count and SHA-256 match the manifest.
+func (ar *Reader) NextLine() ([]byte, error) {
+	if ar.done {
+		return nil, io.EOF
+	}
+	line, err := readLine(ar.stream)
+	if err == io.EOF {
+		return nil, ar.finish()
+	}
+	if err != nil {
+		return nil, err
+	}
 	ar.read += int64(len(line))
-	var rec znode.Record
+	ar.count++
+	return line, nil
+}
+
+// DecodeLine decodes and validates one record line (see NextLine); it is safe to call from
+// many goroutines. If skip is set and accepts the record's path, the record is neither
+// decoded nor validated: it is returned with only Path set, and skipped true. The path is
+// read from the start of the line, where StreamWriter puts it; a line that does not start
+// so, or whose path has JSON escapes, is decoded before skip is asked. Skipping is for
+// archives Verify has accepted: skipped records are not checked.
+func DecodeLine(line []byte, skip func(path string) bool) (rec znode.Record, skipped bool, err error) {
+	if skip != nil {
+		if p, ok := leadingPath(line); ok && skip(p) {
+			return znode.Record{Path: p}, true, nil
+		}
+	}
 	if err := json.Unmarshal(line, &rec); err != nil {
-		return znode.Record{}, corrupt("record %d: %v", ar.count+1, err)
+		return znode.Record{}, false, corrupt("%v", err)
 	}
 	if err := ValidateRecord(rec); err != nil {
-		return znode.Record{}, corrupt("record %d: %v", ar.count+1, err)
+		return znode.Record{}, false, corrupt("%v", err)
 	}
-	ar.count++
-	return rec, nil
+	return rec, skip != nil && skip(rec.Path), nil
 }
 
 func readLine(r *bufio.Reader) ([]byte, error) {

@@ -6,8 +6,7 @@ package archive
 
 import (
 	"bytes"
-	"encoding/json"
-	"io"
+	"fmt"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
@@ -19,29 +18,15 @@ import (
 // not start so, or whose path has JSON escapes, is decoded as by Next before skip is asked.
 // Use it only on an archive Verify has accepted: skipped records are not checked.
 func (ar *Reader) NextUnless(skip func(path string) bool) (rec znode.Record, skipped bool, err error) {
-	if ar.done {
-		return znode.Record{}, false, io.EOF
-	}
-	line, err := readLine(ar.stream)
-	if err == io.EOF {
-		return znode.Record{}, false, ar.finish()
-	}
+	line, err := ar.NextLine()
 	if err != nil {
 		return znode.Record{}, false, err
 	}
-	ar.read += int64(len(line))
-	if p, ok := leadingPath(line); ok && skip(p) {
-		ar.count++
-		return znode.Record{Path: p}, true, nil
+	rec, skipped, err = DecodeLine(line, skip)
+	if err != nil {
+		return znode.Record{}, false, fmt.Errorf("record %d: %w", ar.count, err)
 	}
-	if err := json.Unmarshal(line, &rec); err != nil {
-		return znode.Record{}, false, corrupt("record %d: %v", ar.count+1, err)
-	}
-	if err := ValidateRecord(rec); err != nil {
-		return znode.Record{}, false, corrupt("record %d: %v", ar.count+1, err)
-	}
-	ar.count++
-	return rec, skip(rec.Path), nil
+	return rec, skipped, nil
 }
 
 // leadingPath reads the path off a line that starts `{"path":"...",` without escapes.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
 
@@ -45,9 +47,9 @@ func checkOwner(ctx context.Context, c *zookeeper.Client, o Owner) (*Marker, int
 // Apply streams an archive into the target: each record is classified and rewritten by a
 // Rewriter and, unless skipped, handed to a zookeeper Creator, which creates it parents
 // first in batched multi requests with its data, ACL and mode. Skipped records are not even
-// decoded (archive.Reader.NextUnless). Reading and rewriting run in
-// a goroutine of their own, a few hundred records ahead of the Creator, so decoding the
-// archive overlaps with ZooKeeper's round trips. Nothing but those records and the
+// decoded. Reading, decoding (on several goroutines) and rewriting run
+// ahead of the Creator, a few thousand records at most, so decoding the archive overlaps
+// with ZooKeeper's round trips. Nothing but those records and the
 // Creator's requests in flight is held in memory.
 //
 // The archive must have passed Validate: it is verified again as it is read, but a mismatch
@@ -67,49 +69,51 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, owner Owner, o
 	}
 	rw := NewRewriter(ar.Manifest().ManagedLedgerPath)
 
-	// The reader sends chunks of records to create; readErr is set before ch is closed.
-	const chunk = 256
+	// Three stages run ahead of the Creator: one goroutine reads lines (and keeps the
+	// stream's checks), decodeWorkers decode them in parallel, and one goroutine takes the
+	// decoded batches back in order, rewrites them (the Rewriter is sequential: cursors need
+	// their topic's ledgers) and sends chunks of records to create. readErr is set before ch
+	// is closed.
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
 	ch := make(chan []Item, 8)
 	var readErr error
 	var records, skipped int64
+	order := readDecoded(rctx, ar)
 	go func() {
 		defer close(ch)
-		buf := make([]Item, 0, chunk)
-		send := func() bool {
+		for b := range order {
 			select {
-			case ch <- buf:
-				buf = make([]Item, 0, chunk)
-				return true
+			case <-b.done:
 			case <-rctx.Done():
 				readErr = rctx.Err()
-				return false
+				return
 			}
-		}
-		for {
-			rec, skip, err := ar.NextUnless(skipped0)
-			if err == io.EOF {
-				if len(buf) > 0 {
-					send()
+			if b.err != nil {
+				readErr = b.err
+				return
+			}
+			items := make([]Item, 0, len(b.recs))
+			for i, rec := range b.recs {
+				records++
+				if b.skipped[i] {
+					skipped++
+					continue
 				}
-				return
+				it, err := rw.Next(rec)
+				if err != nil {
+					readErr = fmt.Errorf("%w: %w", ErrUnrestorable, err)
+					return
+				}
+				items = append(items, it)
 			}
-			if err != nil {
-				readErr = err
-				return
-			}
-			records++
-			if skip {
-				skipped++
+			if len(items) == 0 {
 				continue
 			}
-			it, err := rw.Next(rec)
-			if err != nil {
-				readErr = fmt.Errorf("%w: %w", ErrUnrestorable, err)
-				return
-			}
-			if buf = append(buf, it); len(buf) == chunk && !send() {
+			select {
+			case ch <- items:
+			case <-rctx.Done():
+				readErr = rctx.Err()
 				return
 			}
 		}
@@ -178,4 +182,91 @@ func Mark(ctx context.Context, c *zookeeper.Client, in MarkInput) (Marker, error
 func skipped0(path string) bool {
 	_, skip := SkipReason(path)
 	return skip
+}
+
+// decodeWorkers decode archive lines in parallel: JSON decoding is most of what reading an
+// archive costs.
+var decodeWorkers = max(2, runtime.GOMAXPROCS(0))
+
+const decodeBatch = 256
+
+// decodedBatch is decodeBatch consecutive records; done is closed once they are decoded.
+type decodedBatch struct {
+	first   int64 // record number of lines[0], from 1
+	lines   [][]byte
+	recs    []znode.Record
+	skipped []bool
+	err     error
+	done    chan struct{}
+}
+
+// readDecoded reads ar's lines in batches and decodes them on decodeWorkers goroutines. The
+// returned channel yields the batches in archive order (each to be waited on with done); a
+// read error, or the stream failing its end checks, comes as a last batch with err set. At
+// most a few dozen batches are in memory at once.
+func readDecoded(ctx context.Context, ar *archive.Reader) <-chan *decodedBatch {
+	order := make(chan *decodedBatch, 4*decodeWorkers)
+	work := make(chan *decodedBatch, 4*decodeWorkers)
+	for range decodeWorkers {
+		go func() {
+			for b := range work {
+				b.recs = make([]znode.Record, len(b.lines))
+				b.skipped = make([]bool, len(b.lines))
+				for i, line := range b.lines {
+					rec, skip, err := archive.DecodeLine(line, skipped0)
+					if err != nil {
+						b.err = fmt.Errorf("record %d: %w", b.first+int64(i), err)
+						break
+					}
+					b.recs[i], b.skipped[i] = rec, skip
+				}
+				b.lines = nil
+				close(b.done)
+			}
+		}()
+	}
+	go func() {
+		defer close(order)
+		defer close(work)
+		next := int64(1)
+		for {
+			b := &decodedBatch{first: next, done: make(chan struct{})}
+			var err error
+			for len(b.lines) < decodeBatch {
+				var line []byte
+				if line, err = ar.NextLine(); err != nil {
+					break
+				}
+				b.lines = append(b.lines, line)
+			}
+			next += int64(len(b.lines))
+			if len(b.lines) > 0 {
+				select {
+				case work <- b:
+				case <-ctx.Done():
+					return
+				}
+				select {
+				case order <- b:
+				case <-ctx.Done():
+					return
+				}
+			}
+			if err != nil {
+				last := &decodedBatch{done: make(chan struct{})}
+				if err != io.EOF {
+					last.err = err
+				}
+				close(last.done)
+				if last.err != nil {
+					select {
+					case order <- last:
+					case <-ctx.Done():
+					}
+				}
+				return
+			}
+		}
+	}()
+	return order
 }
