@@ -321,11 +321,8 @@ func (ar *Reader) Next() (znode.Record, error) {
 	if err != nil {
 		return znode.Record{}, err
 	}
-	rec, _, err := DecodeLine(line, nil)
-	if err != nil {
-		return znode.Record{}, fmt.Errorf("record %d: %w", ar.count, err)
-	}
-	return rec, nil
+	rec, _, err := DecodeLine(line, ar.count, nil)
+	return rec, err
 }
 
 // NextLine returns the next record's line, not decoded: callers that decode lines
@@ -348,23 +345,23 @@ func (ar *Reader) NextLine() ([]byte, error) {
 	return line, nil
 }
 
-// DecodeLine decodes and validates one record line (see NextLine); it is safe to call from
-// many goroutines. If skip is set and accepts the record's path, the record is neither
+// DecodeLine decodes and validates one record line (see NextLine), record number n (from 1)
+// of its archive, which errors name; it is safe to call from many goroutines. If skip is set and accepts the record's path, the record is neither
 // decoded nor validated: it is returned with only Path set, and skipped true. The path is
 // read from the start of the line, where StreamWriter puts it; a line that does not start
 // so, or whose path has JSON escapes, is decoded before skip is asked. Skipping is for
 // archives Verify has accepted: skipped records are not checked.
-func DecodeLine(line []byte, skip func(path string) bool) (rec znode.Record, skipped bool, err error) {
+func DecodeLine(line []byte, n int64, skip func(path string) bool) (rec znode.Record, skipped bool, err error) {
 	if skip != nil {
 		if p, ok := leadingPath(line); ok && skip(p) {
 			return znode.Record{Path: p}, true, nil
 		}
 	}
 	if err := json.Unmarshal(line, &rec); err != nil {
-		return znode.Record{}, false, corrupt("%v", err)
+		return znode.Record{}, false, corrupt("record %d: %v", n, err)
 	}
 	if err := ValidateRecord(rec); err != nil {
-		return znode.Record{}, false, corrupt("%v", err)
+		return znode.Record{}, false, corrupt("record %d: %v", n, err)
 	}
 	return rec, skip != nil && skip(rec.Path), nil
 }

@@ -6,7 +6,6 @@ package archive
 
 import (
 	"bytes"
-	"fmt"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
@@ -22,11 +21,7 @@ func (ar *Reader) NextUnless(skip func(path string) bool) (rec znode.Record, ski
 	if err != nil {
 		return znode.Record{}, false, err
 	}
-	rec, skipped, err = DecodeLine(line, skip)
-	if err != nil {
-		return znode.Record{}, false, fmt.Errorf("record %d: %w", ar.count, err)
-	}
-	return rec, skipped, nil
+	return DecodeLine(line, ar.count, skip)
 }
 
 // leadingPath reads the path off a line that starts `{"path":"...",` without escapes.

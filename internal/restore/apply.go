@@ -213,9 +213,9 @@ func readDecoded(ctx context.Context, ar *archive.Reader) <-chan *decodedBatch {
 				b.recs = make([]znode.Record, len(b.lines))
 				b.skipped = make([]bool, len(b.lines))
 				for i, line := range b.lines {
-					rec, skip, err := archive.DecodeLine(line, skipped0)
+					rec, skip, err := archive.DecodeLine(line, b.first+int64(i), skipped0)
 					if err != nil {
-						b.err = fmt.Errorf("record %d: %w", b.first+int64(i), err)
+						b.err = err
 						break
 					}
 					b.recs[i], b.skipped[i] = rec, skip
