@@ -38,7 +38,7 @@ type Backup struct {
 
 // TargetInfo says where this worker's backups go.
 type TargetInfo struct {
-	// Target is workflows.Target(BucketURL, Prefix).
+	// Target is config.Backup.Target: BucketURL joined with Prefix.
 	Target    string `json:"target"`
 	BucketURL string `json:"bucketURL"`
 	Prefix    string `json:"prefix"`
@@ -47,8 +47,8 @@ type TargetInfo struct {
 // Target reports the configured destination. It does no I/O; it is a (local) activity only
 // because the workflow must not read configuration itself.
 func (b *Backup) Target(ctx context.Context) (TargetInfo, error) {
-	bucket := strings.TrimRight(b.Config.Backup.Bucket, "/")
-	return TargetInfo{Target: bucket + "/" + b.Config.Backup.BackupPrefix, BucketURL: bucket, Prefix: b.Config.Backup.BackupPrefix}, nil
+	bk := b.Config.Backup
+	return TargetInfo{Target: bk.Target(), BucketURL: strings.TrimRight(bk.Bucket, "/"), Prefix: bk.BackupPrefix}, nil
 }
 
 // PrepareInput names the backup: its Unix milliseconds come from the workflow's clock.

@@ -62,11 +62,7 @@ type ResolveResult struct {
 // when empty) and reports the target. It does no I/O: it is a (local) activity because the
 // workflow must not read configuration itself.
 func (r *Restore) ResolveRestore(ctx context.Context, in ResolveInput) (ResolveResult, error) {
-	bucket := r.Config.Restore.Bucket
-	if bucket == "" {
-		bucket = r.Config.Backup.Bucket
-	}
-	point, err := restore.ResolvePoint(in.RestorePoint, bucket)
+	point, err := restore.ResolvePoint(in.RestorePoint, r.Config.RestoreBucket())
 	if err != nil {
 		return ResolveResult{}, nonRetryable(ErrTypeInvalidInput, err)
 	}

@@ -50,7 +50,6 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
 )
 
 type options struct {
@@ -153,7 +152,7 @@ func newAPI(ctx context.Context, cfg config.Config, o options, logger *slog.Logg
 	if err != nil {
 		return nil, fmt.Errorf("temporal client for %s: %w", cfg.Temporal.HostPort, err)
 	}
-	target := workflows.Target(cfg.Backup.Bucket, cfg.Backup.BackupPrefix)
+	target := cfg.Backup.Target()
 	runs := newTemporalRuns(tc, target, o.maxRuns, logger)
 	cat := catalog.New(store, catalog.Options{Prefix: cfg.Backup.BackupPrefix})
 	redact := newRedactor(cfg)

@@ -30,11 +30,7 @@ func restoreCmd(ctx context.Context, c client.Client, cfg config.Config, args []
 	if fs.NArg() > 0 {
 		return fmt.Errorf("restore: unexpected argument %q\n%s", fs.Arg(0), usage)
 	}
-	bucket := cfg.Restore.Bucket
-	if bucket == "" {
-		bucket = cfg.Backup.Bucket
-	}
-	resolved, err := restore.ResolvePoint(*point, bucket)
+	resolved, err := restore.ResolvePoint(*point, cfg.RestoreBucket())
 	if err != nil {
 		return err
 	}

@@ -17,11 +17,7 @@ import (
 // found instead of starting another, and a run Temporal has forgotten finds the pair in the
 // target's marker and does nothing.
 func startRestore(ctx context.Context, c client.Client, cfg config.Config, logger *slog.Logger) error {
-	bucket := cfg.Restore.Bucket
-	if bucket == "" {
-		bucket = cfg.Backup.Bucket
-	}
-	point, err := restore.ResolvePoint(cfg.Restore.RestorePoint, bucket)
+	point, err := restore.ResolvePoint(cfg.Restore.RestorePoint, cfg.RestoreBucket())
 	if err != nil {
 		return err
 	}

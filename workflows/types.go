@@ -17,19 +17,11 @@ const (
 	ScheduleID = "metadata-backup"
 )
 
-// TargetAttribute tags every BackupWorkflow with the deployment it backs up to: the bucket
-// URL joined with the backup prefix, e.g. "s3a://bucket/metadata-backup". The API lists
+// TargetAttribute tags every BackupWorkflow with the deployment it backs up to,
+// config.Backup.Target: the bucket URL joined with the backup prefix. The API lists
 // only the executions whose tag equals its own, so deployments sharing a Temporal namespace
 // never see each other's backups. The workflow sets it itself at start, whoever started it.
 var TargetAttribute = temporal.NewSearchAttributeKeyKeyword("MetadataBackupTarget")
-
-// Target is the value of TargetAttribute for a bucket URL and prefix.
-func Target(bucketURL, prefix string) string {
-	for len(bucketURL) > 0 && bucketURL[len(bucketURL)-1] == '/' {
-		bucketURL = bucketURL[:len(bucketURL)-1]
-	}
-	return bucketURL + "/" + prefix
-}
 
 // Durations are seconds spent per stage, measured on the workflow's clock, so they include
 // retries and queueing and are the same on every replay.

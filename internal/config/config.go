@@ -304,6 +304,22 @@ func validateHostPort(key, v string) error {
 	return nil
 }
 
+// Target is where this deployment's backups go: the bucket URL joined with the backup
+// prefix, e.g. "s3a://bucket/metadata-backup". BackupWorkflow tags its runs with it and the
+// API lists only runs with its own, so deployments sharing a Temporal namespace stay apart.
+func (b Backup) Target() string {
+	return strings.TrimRight(b.Bucket, "/") + "/" + b.BackupPrefix
+}
+
+// RestoreBucket is the bucket a bare-key restorePoint is taken relative to: restore.bucket,
+// or backup.bucket when that is empty.
+func (c Config) RestoreBucket() string {
+	if c.Restore.Bucket != "" {
+		return c.Restore.Bucket
+	}
+	return c.Backup.Bucket
+}
+
 // Redacted returns a copy safe to log or print: secrets replaced.
 func (c Config) Redacted() Config {
 	if c.ZooKeeper.Auth != "" {

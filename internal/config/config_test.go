@@ -108,3 +108,19 @@ func TestLoadNamesFile(t *testing.T) {
 		t.Fatal("missing file accepted")
 	}
 }
+
+func TestTargetAndRestoreBucket(t *testing.T) {
+	cfg := Default()
+	cfg.Backup.Bucket = "s3a://b/sub/"
+	cfg.Backup.BackupPrefix = "pulsar-backup"
+	if got := cfg.Backup.Target(); got != "s3a://b/sub/pulsar-backup" {
+		t.Fatalf("target %q", got)
+	}
+	if cfg.RestoreBucket() != "s3a://b/sub/" {
+		t.Fatalf("restore bucket falls back to backup.bucket: %q", cfg.RestoreBucket())
+	}
+	cfg.Restore.Bucket = "s3://other"
+	if cfg.RestoreBucket() != "s3://other" {
+		t.Fatalf("restore bucket %q", cfg.RestoreBucket())
+	}
+}
