@@ -79,7 +79,7 @@ func (b *Backup) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, e
 	if err := store.CheckWritable(ctx); err != nil {
 		return PrepareResult{}, classify(fmt.Errorf("check bucket: %w", err))
 	}
-	zk, err := b.connect(ctx, 1)
+	zk, err := Connect(ctx, b.Config, 1)
 	if err != nil {
 		return PrepareResult{}, err
 	}
@@ -129,7 +129,7 @@ type DumpProgress struct {
 // is rewritten from the beginning.
 func (b *Backup) Dump(ctx context.Context, in DumpInput) (DumpResult, error) {
 	started := time.Now().UTC()
-	zk, err := b.connect(ctx, 0)
+	zk, err := Connect(ctx, b.Config, 0)
 	if err != nil {
 		return DumpResult{}, err
 	}
@@ -284,10 +284,6 @@ func (b *Backup) openStore(ctx context.Context) (storage.Store, error) {
 // S3Options maps the config's s3 section.
 func S3Options(cfg config.Config) storage.S3Options {
 	return storage.S3Options{Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region, ForcePathStyle: cfg.S3.ForcePathStyle}
-}
-
-func (b *Backup) connect(ctx context.Context, conns int) (*zookeeper.Client, error) {
-	return Connect(ctx, b.Config, conns)
 }
 
 // Connect opens a ZooKeeper client from the config; conns 0 means the default pool size.

@@ -468,25 +468,3 @@ func Verify(r io.Reader, fn func(znode.Record) error) (Manifest, error) {
 		}
 	}
 }
-
-// ReadStream reads a bare znodes.jsonl stream (the dump's staging file), calling fn per
-// record.
-func ReadStream(r io.Reader, fn func(znode.Record) error) error {
-	br := bufio.NewReaderSize(r, 256<<10)
-	for n := 1; ; n++ {
-		line, err := readLine(br)
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		var rec znode.Record
-		if err := json.Unmarshal(line, &rec); err != nil {
-			return corrupt("record %d: %v", n, err)
-		}
-		if err := fn(rec); err != nil {
-			return err
-		}
-	}
-}

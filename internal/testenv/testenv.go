@@ -343,17 +343,8 @@ func (m *MinIO) MakeBucket(name string) {
 	}
 }
 
-// Env returns the AWS environment variables that point the SDK's default chain at this
-// server's root credentials.
-func (m *MinIO) Env() []string {
-	return []string{
-		"AWS_ACCESS_KEY_ID=" + m.AccessKey,
-		"AWS_SECRET_ACCESS_KEY=" + m.SecretKey,
-		"AWS_REGION=us-east-1",
-	}
-}
-
-// SetEnv sets those variables for the rest of the test (not with t.Parallel).
+// SetEnv points the AWS SDK's default chain at this server's root credentials for the rest
+// of the test (not with t.Parallel).
 func (m *MinIO) SetEnv(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", m.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", m.SecretKey)
