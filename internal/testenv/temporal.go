@@ -19,9 +19,9 @@ type Temporal struct {
 	server    *testsuite.DevServer
 }
 
-// StartTemporal starts the Temporal dev server with the given custom search attributes
+// StartTemporal starts the Temporal dev server with the given custom Keyword search attributes
 // registered; it is stopped when the test ends.
-func StartTemporal(t testing.TB, attrs ...temporal.SearchAttributeKey) *Temporal {
+func StartTemporal(t testing.TB, attrs ...temporal.SearchAttributeKeyKeyword) *Temporal {
 	t.Helper()
 	bin := findBinary(t, "TEMPORAL_BIN", "temporal")
 	port := FreePort(t)
@@ -32,16 +32,7 @@ func StartTemporal(t testing.TB, attrs ...temporal.SearchAttributeKey) *Temporal
 	if len(attrs) > 0 {
 		updates := make([]temporal.SearchAttributeUpdate, 0, len(attrs))
 		for _, k := range attrs {
-			switch k := k.(type) {
-			case temporal.SearchAttributeKeyKeyword:
-				updates = append(updates, k.ValueSet(""))
-			case temporal.SearchAttributeKeyString:
-				updates = append(updates, k.ValueSet(""))
-			case temporal.SearchAttributeKeyInt64:
-				updates = append(updates, k.ValueSet(0))
-			default:
-				t.Fatalf("testenv: unsupported search attribute type %T", k)
-			}
+			updates = append(updates, k.ValueSet(""))
 		}
 		sa = temporal.NewSearchAttributes(updates...)
 	}

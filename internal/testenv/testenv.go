@@ -9,6 +9,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -66,23 +67,33 @@ func isExecutable(p string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-// waitTCP waits until addr accepts connections or the process exits.
-func waitTCP(addr string, timeout time.Duration, exited <-chan struct{}) error {
+// waitFor calls probe until it succeeds, the process exits (exited may be nil) or timeout
+// passes; what names the awaited state in the error.
+func waitFor(what string, timeout, every time.Duration, exited <-chan struct{}, probe func() error) error {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			return fmt.Errorf("process exited before %s accepted connections", addr)
+			return fmt.Errorf("process exited before %s", what)
 		default:
 		}
+		if probe() == nil {
+			return nil
+		}
+		time.Sleep(every)
+	}
+	return fmt.Errorf("not %s within %s", what, timeout)
+}
+
+// waitTCP waits until addr accepts connections or the process exits.
+func waitTCP(addr string, timeout time.Duration, exited <-chan struct{}) error {
+	return waitFor(addr+" accepted connections", timeout, 50*time.Millisecond, exited, func() error {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
-			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("%s did not accept connections within %s", addr, timeout)
+		return err
+	})
 }
 
 // process is a server child process whose output is kept for failure reports.
@@ -241,28 +252,24 @@ func (z *ZooKeeper) start() {
 // waitZKServing waits until a client session can be established: "ruok" answers before the
 // server accepts sessions, and a request sent in that gap fails with ErrNoServer.
 func waitZKServing(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
+	return waitFor(addr+" serving sessions", timeout, 100*time.Millisecond, nil, func() error {
 		c, events, err := zk.Connect([]string{addr}, 5*time.Second, zk.WithLogInfo(false), zk.WithLogger(quietLogger{}))
-		if err == nil {
-			t := time.After(2 * time.Second)
-		wait:
-			for {
-				select {
-				case ev := <-events:
-					if ev.State == zk.StateHasSession {
-						c.Close()
-						return nil
-					}
-				case <-t:
-					break wait
-				}
-			}
-			c.Close()
+		if err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("%s not serving sessions within %s", addr, timeout)
+		defer c.Close()
+		timer := time.After(2 * time.Second)
+		for {
+			select {
+			case ev := <-events:
+				if ev.State == zk.StateHasSession {
+					return nil
+				}
+			case <-timer:
+				return errors.New("no session")
+			}
+		}
+	})
 }
 
 // Stop stops the server; its data directory stays until the test ends.
