@@ -274,17 +274,13 @@ func (b *Backup) stagingRoot() string {
 }
 
 func (b *Backup) openStore(ctx context.Context) (storage.Store, error) {
-	store, err := storage.Open(ctx, b.Config.Backup.Bucket, S3Options(b.Config))
+	store, err := storage.Open(ctx, b.Config.Backup.Bucket, b.Config.S3.StoreOptions())
 	if err != nil {
 		return nil, classify(fmt.Errorf("open bucket: %w", err))
 	}
 	return store, nil
 }
 
-// S3Options maps the config's s3 section.
-func S3Options(cfg config.Config) storage.S3Options {
-	return storage.S3Options{Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region, ForcePathStyle: cfg.S3.ForcePathStyle}
-}
 
 // Connect opens a ZooKeeper client from the config; conns 0 means the default pool size.
 func Connect(ctx context.Context, cfg config.Config, conns int) (*zookeeper.Client, error) {

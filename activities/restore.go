@@ -119,7 +119,7 @@ func (r *Restore) DownloadArchive(ctx context.Context, in DownloadInput) (Downlo
 	if err != nil {
 		return DownloadResult{}, nonRetryable(ErrTypeInvalidInput, fmt.Errorf("restorePoint: %w", err))
 	}
-	store, err := storage.Open(ctx, loc.URL(""), S3Options(r.Config))
+	store, err := storage.Open(ctx, loc.URL(""), r.Config.S3.StoreOptions())
 	if err != nil {
 		return DownloadResult{}, classifyRestore(fmt.Errorf("open bucket: %w", err))
 	}

@@ -138,9 +138,7 @@ type api struct {
 // newAPI connects lazily: the process starts, and /healthz answers, even while Temporal or
 // the bucket is down; /readyz and the data endpoints say what is unreachable.
 func newAPI(ctx context.Context, cfg config.Config, o options, logger *slog.Logger) (*api, error) {
-	store, err := storage.Open(ctx, cfg.Backup.Bucket, storage.S3Options{
-		Endpoint: cfg.S3.Endpoint, Region: cfg.S3.Region, ForcePathStyle: cfg.S3.ForcePathStyle,
-	})
+	store, err := storage.Open(ctx, cfg.Backup.Bucket, cfg.S3.StoreOptions())
 	if err != nil {
 		return nil, err
 	}

@@ -16,7 +16,6 @@ type snapshot struct {
 	catalog.Snapshot
 	// Closed and Failed count this target's BackupWorkflow runs in visibility.
 	Closed, Failed int64
-	Taken          time.Time
 }
 
 // snapshots caches the latest snapshot for ttl. Concurrent callers share one refresh, which
@@ -107,6 +106,5 @@ func (s *snapshots) take(ctx context.Context) (*snapshot, error) {
 	if snap.Snapshot, err = s.cat.Build(ctx, runs); err != nil {
 		return nil, fmt.Errorf("bucket: %w", err)
 	}
-	snap.Taken = s.now()
 	return &snap, nil
 }

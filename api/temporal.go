@@ -247,15 +247,9 @@ func fromResult(res workflows.BackupResult, r runRef) catalog.Backup {
 		ZxidStart:         res.ZxidStart,
 		ZxidEnd:           res.ZxidEnd,
 		SHA256:            res.SHA256,
-		Durations: &catalog.Durations{
-			Prepare:     res.Durations.Prepare,
-			Dump:        res.Durations.Dump,
-			Compression: res.Durations.Compression,
-			Upload:      res.Durations.Upload,
-			Total:       res.Durations.Total,
-		},
-		WorkflowID: r.workflowID,
-		RunID:      r.runID,
-		Source:     catalog.FromTemporal,
+		Durations:         (*catalog.Durations)(&res.Durations),
+		WorkflowID:        r.workflowID,
+		RunID:             r.runID,
+		Source:            catalog.FromTemporal,
 	}
 }

@@ -304,6 +304,12 @@ func validateHostPort(key, v string) error {
 	return nil
 }
 
+// StoreOptions maps the s3 section onto the storage package's options. Credentials are not
+// among them: they come from the AWS SDK's default chain.
+func (s S3) StoreOptions() storage.S3Options {
+	return storage.S3Options{Endpoint: s.Endpoint, Region: s.Region, ForcePathStyle: s.ForcePathStyle}
+}
+
 // Target is where this deployment's backups go: the bucket URL joined with the backup
 // prefix, e.g. "s3a://bucket/metadata-backup". BackupWorkflow tags its runs with it and the
 // API lists only runs with its own, so deployments sharing a Temporal namespace stay apart.
