@@ -85,9 +85,10 @@ func Begin(ctx context.Context, c *zookeeper.Client, in BeginInput, progress fun
 	if err != nil {
 		return res, err
 	}
-	_, version, _, err = ReadMarker(ctx, c)
+	// Clearing takes long; the marker must still name this run before it is rewritten.
+	_, version, err = checkOwner(ctx, c, Owner{WorkflowID: in.WorkflowID, RunID: in.RunID})
 	if err != nil {
-		return res, fmt.Errorf("read restore marker: %w", err)
+		return res, fmt.Errorf("begin restore: %w", err)
 	}
 	now := time.Now().UTC()
 	mine.ClearedAt = &now
