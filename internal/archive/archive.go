@@ -420,7 +420,7 @@ func ValidateRecord(r znode.Record) error {
 	if err := znode.ValidatePath(r.Path); err != nil {
 		return err
 	}
-	if r.Path == "/zookeeper" || strings.HasPrefix(r.Path, "/zookeeper/") {
+	if znode.Under(r.Path, "/zookeeper") {
 		return fmt.Errorf("%s: ZooKeeper's own subtree is never in a backup", r.Path)
 	}
 	if len(r.Data) > znode.MaxDataSize {

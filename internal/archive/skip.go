@@ -1,8 +1,8 @@
 package archive
 
-// Skipping records by path without decoding them, for the restore's apply and plan (issue 4),
-// which leave most of a Pulsar tree alone (BookKeeper's /ledgers) and already verified the
-// whole archive. Added as a separate file; nothing else in the package depends on it.
+// Skipping records by path without decoding them, for the restore's apply and plan, which
+// leave most of a Pulsar tree alone (BookKeeper's /ledgers) and already verified the whole
+// archive. DecodeLine uses leadingPath for the same purpose.
 
 import (
 	"bytes"

@@ -252,17 +252,15 @@ func readDecoded(ctx context.Context, ar *archive.Reader) <-chan *decodedBatch {
 					return
 				}
 			}
+			if err == io.EOF {
+				return
+			}
 			if err != nil {
-				last := &decodedBatch{done: make(chan struct{})}
-				if err != io.EOF {
-					last.err = err
-				}
+				last := &decodedBatch{err: err, done: make(chan struct{})}
 				close(last.done)
-				if last.err != nil {
-					select {
-					case order <- last:
-					case <-ctx.Done():
-					}
+				select {
+				case order <- last:
+				case <-ctx.Done():
 				}
 				return
 			}

@@ -11,8 +11,6 @@ package zookeeper
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -109,7 +107,7 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 		writes:         make(map[string]chan struct{}),
 	}
 	if user != "" {
-		c.identity = digestID(user, password)
+		c.identity = zk.DigestACL(0, user, password)[0].ID
 	}
 	dial := opts.dial
 	if dial == nil {
@@ -197,12 +195,6 @@ func parseAuth(auth string) (user, password string, err error) {
 		return "", "", errors.New(`zookeeper auth: want "digest:user:password"`)
 	}
 	return user, password, nil
-}
-
-// digestID is the ACL id ZooKeeper's DigestAuthenticationProvider derives from user:password.
-func digestID(user, password string) string {
-	sum := sha1.Sum([]byte(user + ":" + password))
-	return user + ":" + base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // Close ends every session of the pool. Operations still running fail.

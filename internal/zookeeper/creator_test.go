@@ -215,7 +215,7 @@ func TestCreatorRejectsDifferingZnodes(t *testing.T) {
 }
 
 func TestCreatorDefersACLOfLockedParents(t *testing.T) {
-	alice := znode.ACL{Perms: zk.PermRead | zk.PermAdmin, Scheme: "digest", ID: digestID("alice", "alice-pw")}
+	alice := znode.ACL{Perms: zk.PermRead | zk.PermAdmin, Scheme: "digest", ID: zk.DigestACL(0, "alice", "alice-pw")[0].ID}
 	for _, auth := range []string{"none", "digest:bob:bob-pw"} {
 		t.Run(auth, func(t *testing.T) {
 			z := testenv.StartZooKeeper(t)

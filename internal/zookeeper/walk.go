@@ -201,14 +201,12 @@ func (c *Client) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Rec
 		if err := ctx.Err(); err != nil {
 			return stats, err
 		}
-		n := len(r.rec.Data)
 		stats.Znodes++
-		stats.DataBytes += int64(n)
+		stats.DataBytes += int64(len(r.rec.Data))
 		if err := emit(r.rec); err != nil {
 			return stats, err
 		}
 		if len(r.children) > 0 {
-			slices.Sort(r.children)
 			stack = append(stack, walkFrame{parent: r.rec.Path, names: r.children})
 		}
 	}
@@ -279,6 +277,8 @@ func (c *Client) fetch(ctx context.Context, conn *zk.Conn, budget *byteBudget, p
 		if r.failed(path, err) {
 			return r
 		}
+		// Sorted here, on a fetching goroutine, not on the walk's single emitting loop.
+		slices.Sort(r.children)
 		r.seeStat(childStat)
 	}
 	mode, ttl := znode.ModeOf(st.EphemeralOwner)

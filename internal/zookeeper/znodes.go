@@ -96,10 +96,10 @@ type DeleteStats struct {
 	Kept, Denied int64
 }
 
-// deleteBatchOps and deleteBatchBytes bound one multi of deletes, well under jute.maxbuffer.
+// A multi of deletes is bounded like one of creates, well under jute.maxbuffer.
 const (
-	deleteBatchOps   = 1000
-	deleteBatchBytes = 256 << 10
+	deleteBatchOps   = DefaultBatchOps
+	deleteBatchBytes = DefaultBatchBytes
 )
 
 // DeleteZnodes deletes paths in the order given, so a child must come before its parent. It
