@@ -219,5 +219,5 @@ func TestHostileRecordsRefused(t *testing.T) {
 func TestOverlongLineRefused(t *testing.T) {
 	line := `{"path":"/x","data":"` + strings.Repeat("A", maxLineSize) + "\"}\n"
 	ok := map[string]interface{}{"formatVersion": FormatVersion, "kind": Kind, "streamSha256": strings.Repeat("0", 64), "streamBytes": len(line), "znodes": 1}
-	expectCorrupt(t, rawArchive(t, ok, StreamName, line), "over")
+	expectCorrupt(t, rawArchive(t, ok, StreamName, line), "a record line is over")
 }
