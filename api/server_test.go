@@ -30,7 +30,8 @@ type fakeRuns struct {
 	closed, failed int64
 	backups        []catalog.Backup
 	err            error
-	block          bool // block until ctx ends, as an unreachable server would
+	block          bool          // block until ctx ends, as an unreachable server would
+	gate           chan struct{} // if set, Counts waits for it to close: a slow server
 	calls          atomic.Int32
 }
 
@@ -47,6 +48,9 @@ func (f *fakeRuns) wait(ctx context.Context) error {
 
 func (f *fakeRuns) Counts(ctx context.Context) (int64, int64, error) {
 	f.calls.Add(1)
+	if f.gate != nil {
+		<-f.gate
+	}
 	if err := f.wait(ctx); err != nil {
 		return 0, 0, err
 	}
@@ -388,6 +392,9 @@ func TestConcurrentRequestsShareOneRefresh(t *testing.T) {
 	f.snaps.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	advance := func(d time.Duration) { mu.Lock(); clock = clock.Add(d); mu.Unlock() }
 
+	// The refresh is held open until every request has arrived, so they can only get one
+	// answer by sharing it, not by finding it cached.
+	f.runs.gate = make(chan struct{})
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Add(1)
@@ -398,7 +405,10 @@ func TestConcurrentRequestsShareOneRefresh(t *testing.T) {
 			}
 		}()
 	}
+	time.Sleep(200 * time.Millisecond)
+	close(f.runs.gate)
 	wg.Wait()
+	f.runs.gate = nil
 	if n := f.runs.calls.Load(); n != 1 {
 		t.Fatalf("20 concurrent requests made %d refreshes, want 1", n)
 	}
