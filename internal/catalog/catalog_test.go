@@ -189,6 +189,10 @@ func TestBuildMergesRunsWithBucket(t *testing.T) {
 		if e := got[name]; e.Missing || e.Source != FromTemporal || e.WorkflowID != "wf-"+name || e.Durations == nil {
 			t.Errorf("run with archive = %+v", e)
 		}
+		// A run's result already says what its archive holds: the archive is never opened.
+		if n := b.getCount(name); n != 0 {
+			t.Errorf("%s claimed by a run was read %d times", name, n)
+		}
 	}
 	for _, f := range []struct {
 		name string
@@ -278,7 +282,7 @@ func TestManifestsAreReadOnceAndForgotten(t *testing.T) {
 	if n := b.getCount(key); n != 2 || *snap.Backups[0].Znodes != m2.Znodes {
 		t.Fatalf("after replacing: %d reads, entry %+v", n, snap.Backups[0])
 	}
-	// A run now claims it: no read needed.
+	// Deleted: its cached manifest is dropped.
 	b.delete(key)
 	if _, err := c.Build(ctx, nil); err != nil {
 		t.Fatal(err)
