@@ -70,7 +70,7 @@ type PrepareResult struct {
 func (b *Backup) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, error) {
 	servers, err := b.Config.ZooKeeper.ServerList()
 	if err != nil {
-		return PrepareResult{}, nonRetryable("InvalidConfig", err)
+		return PrepareResult{}, nonRetryable(ErrTypeInvalidConfig, err)
 	}
 	store, err := b.openStore(ctx)
 	if err != nil {
@@ -89,7 +89,7 @@ func (b *Backup) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, e
 		return PrepareResult{}, classify(fmt.Errorf("zookeeper last zxid: %w", err))
 	}
 	key := fmt.Sprintf("%s-%d.tar.gz", b.Config.Backup.BackupPrefix, in.StartMillis)
-	staging := filepath.Join(b.stagingRoot(), strings.TrimSuffix(key, ".tar.gz"))
+	staging := filepath.Join(b.Config.Backup.StagingRoot(), strings.TrimSuffix(key, ".tar.gz"))
 	if err := os.RemoveAll(staging); err != nil {
 		return PrepareResult{}, fmt.Errorf("clear staging dir: %w", err)
 	}
@@ -255,22 +255,15 @@ func (b *Backup) Upload(ctx context.Context, in UploadInput) (UploadResult, erro
 // Cleanup removes a backup's staging directory; the workflow runs it after success and
 // failure alike. Only directories under the staging root are removed.
 func (b *Backup) Cleanup(ctx context.Context, stagingDir string) error {
-	root := b.stagingRoot()
+	root := b.Config.Backup.StagingRoot()
 	rel, err := filepath.Rel(root, stagingDir)
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") || filepath.IsAbs(rel) {
-		return nonRetryable("InvalidInput", fmt.Errorf("cleanup: %q is not under the staging root %s", stagingDir, root))
+		return nonRetryable(ErrTypeInvalidInput, fmt.Errorf("cleanup: %q is not under the staging root %s", stagingDir, root))
 	}
 	if err := os.RemoveAll(stagingDir); err != nil {
 		return fmt.Errorf("cleanup %s: %w", stagingDir, err)
 	}
 	return nil
-}
-
-func (b *Backup) stagingRoot() string {
-	if d := b.Config.Backup.StagingDir; d != "" {
-		return d
-	}
-	return filepath.Join(os.TempDir(), "pulsar-metadata-backup")
 }
 
 func (b *Backup) openStore(ctx context.Context) (storage.Store, error) {
@@ -281,12 +274,11 @@ func (b *Backup) openStore(ctx context.Context) (storage.Store, error) {
 	return store, nil
 }
 
-
 // Connect opens a ZooKeeper client from the config; conns 0 means the default pool size.
 func Connect(ctx context.Context, cfg config.Config, conns int) (*zookeeper.Client, error) {
 	servers, err := cfg.ZooKeeper.ServerList()
 	if err != nil {
-		return nil, nonRetryable("InvalidConfig", err)
+		return nil, nonRetryable(ErrTypeInvalidConfig, err)
 	}
 	c, err := zookeeper.Connect(ctx, zookeeper.Options{
 		Servers: servers, SessionTimeout: time.Duration(cfg.ZooKeeper.SessionTimeout),
@@ -304,6 +296,7 @@ const (
 	ErrTypeAccessDenied   = "AccessDenied"
 	ErrTypeZooKeeperAuth  = "ZooKeeperAuth"
 	ErrTypeCorrupt        = "CorruptArchive"
+	ErrTypeInvalidConfig  = "InvalidConfig"
 )
 
 // classify marks errors that retrying cannot fix as non-retryable, keeping the message.

@@ -68,7 +68,7 @@ func (r *Restore) ResolveRestore(ctx context.Context, in ResolveInput) (ResolveR
 	}
 	servers, err := r.Config.ZooKeeper.ServerList()
 	if err != nil {
-		return ResolveResult{}, nonRetryable("InvalidConfig", err)
+		return ResolveResult{}, nonRetryable(ErrTypeInvalidConfig, err)
 	}
 	return ResolveResult{RestorePoint: point, Target: servers, ManagedLedgerPath: r.Config.Backup.ManagedLedgerPath}, nil
 }
@@ -123,7 +123,7 @@ func (r *Restore) DownloadArchive(ctx context.Context, in DownloadInput) (Downlo
 	if err != nil {
 		return DownloadResult{}, classifyRestore(fmt.Errorf("open bucket: %w", err))
 	}
-	dir := filepath.Join((&Backup{Config: r.Config}).stagingRoot(), "restore-"+activity.GetInfo(ctx).WorkflowExecution.RunID)
+	dir := filepath.Join(r.Config.Backup.StagingRoot(), "restore-"+activity.GetInfo(ctx).WorkflowExecution.RunID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return DownloadResult{}, fmt.Errorf("create staging dir: %w", err)
 	}
@@ -273,7 +273,7 @@ func (r *Restore) BeginRestore(ctx context.Context, in BeginInput) (restore.Begi
 	we := activity.GetInfo(ctx).WorkflowExecution
 	hb := startHeartbeats(ctx)
 	defer hb.stop()
-	tmp := (&Backup{Config: r.Config}).stagingRoot()
+	tmp := r.Config.Backup.StagingRoot()
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return restore.BeginResult{}, fmt.Errorf("create staging dir: %w", err)
 	}

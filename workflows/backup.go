@@ -1,13 +1,13 @@
 package workflows
 
 import (
-	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 )
 
 // a is only used for activity method names; the worker registers the real struct.
@@ -107,8 +107,8 @@ func BackupWorkflow(ctx workflow.Context) (BackupResult, error) {
 	res.SizeNonCompressed = comp.SizeNonCompressed
 	res.SizeCompressed = comp.SizeCompressed
 	res.SHA256 = comp.SHA256
-	res.ZxidStart = fmt.Sprintf("0x%x", prep.ZxidStart)
-	res.ZxidEnd = fmt.Sprintf("0x%x", dump.ZxidEnd)
+	res.ZxidStart = archive.Zxid(prep.ZxidStart)
+	res.ZxidEnd = archive.Zxid(dump.ZxidEnd)
 	res.Durations.Total = workflow.Now(ctx).Sub(start).Seconds()
 	return res, nil
 }

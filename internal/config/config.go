@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -308,6 +309,15 @@ func validateHostPort(key, v string) error {
 // among them: they come from the AWS SDK's default chain.
 func (s S3) StoreOptions() storage.S3Options {
 	return storage.S3Options{Endpoint: s.Endpoint, Region: s.Region, ForcePathStyle: s.ForcePathStyle}
+}
+
+// StagingRoot is the local directory that holds backups and restores between activities:
+// backup.stagingDir, or a directory under the OS's temporary one.
+func (b Backup) StagingRoot() string {
+	if b.StagingDir != "" {
+		return b.StagingDir
+	}
+	return filepath.Join(os.TempDir(), "pulsar-metadata-backup")
 }
 
 // Target is where this deployment's backups go: the bucket URL joined with the backup
