@@ -19,7 +19,6 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
 
@@ -212,40 +211,45 @@ func (r *Restore) ValidateArchive(ctx context.Context, in ArchiveInput) (Validat
 }
 
 // PlanInput names the archive and whether to compare it with the target's contents (for
-// a target without a marker; replaced and resumed targets are not compared).
+// a target without a marker; replaced and resumed targets are not compared). RestoredAt is
+// the cursors' new lastActive in the plan's rewrite.
 type PlanInput struct {
-	ArchivePath   string `json:"archivePath"`
-	CompareTarget bool   `json:"compareTarget"`
+	ArchivePath   string    `json:"archivePath"`
+	CompareTarget bool      `json:"compareTarget"`
+	RestoredAt    time.Time `json:"restoredAt"`
 }
 
 // compareLimit is the most target znodes PlanRestore reads to compare: a new cluster holds
 // a handful; beyond this the Creator's own comparison catches a conflict at apply time.
 const compareLimit = 200_000
 
-// PlanRestore says what the restore does (restore.MakePlan): the dry run's output.
+// PlanRestore says what the restore does (restore.MakePlan): the dry run's output. It always
+// reads the ledgers the target's BookKeeper has, which no restored topic may list.
 func (r *Restore) PlanRestore(ctx context.Context, in PlanInput) (restore.Plan, error) {
-	var target map[string]znode.Record
-	if in.CompareTarget {
-		zc, err := Connect(ctx, r.Config, 0)
-		if err != nil {
-			return restore.Plan{}, err
-		}
-		target, err = restore.ReadTarget(ctx, zc, compareLimit)
-		zc.Close()
+	hb := startHeartbeats(ctx)
+	defer hb.stop()
+	pin := restore.PlanInput{RestoredAt: in.RestoredAt}
+	zc, err := Connect(ctx, r.Config, 0)
+	if err != nil {
+		return restore.Plan{}, err
+	}
+	pin.TargetLedgers, err = restore.ReadTargetLedgers(ctx, zc)
+	if err == nil && in.CompareTarget {
+		pin.Target, err = restore.ReadTarget(ctx, zc, compareLimit)
 		if errors.Is(err, restore.ErrTargetTooLarge) {
-			target = nil
-		} else if err != nil {
-			return restore.Plan{}, classifyRestore(err)
+			pin.Target, err = nil, nil
 		}
+	}
+	zc.Close()
+	if err != nil {
+		return restore.Plan{}, classifyRestore(err)
 	}
 	f, err := os.Open(in.ArchivePath)
 	if err != nil {
 		return restore.Plan{}, fmt.Errorf("plan: %w", err)
 	}
 	defer f.Close()
-	hb := startHeartbeats(ctx)
-	defer hb.stop()
-	p, err := restore.MakePlan(ctx, f, target, hb.set)
+	p, err := restore.MakePlan(ctx, f, pin, hb.set)
 	if err != nil {
 		return restore.Plan{}, classifyRestore(err)
 	}
@@ -288,10 +292,16 @@ func (r *Restore) BeginRestore(ctx context.Context, in BeginInput) (restore.Begi
 	return res, nil
 }
 
-// ApplyArchive streams the validated archive into the target (restore.Apply). Heartbeats
-// carry restore.Progress. A retried apply continues where it stopped: znodes already there
-// and identical are counted as existing.
-func (r *Restore) ApplyArchive(ctx context.Context, in ArchiveInput) (restore.ApplyStats, error) {
+// ApplyInput names the archive and the plan's ledger-id floor.
+type ApplyInput struct {
+	ArchivePath   string                `json:"archivePath"`
+	LedgerIDFloor restore.LedgerIDFloor `json:"ledgerIdFloor"`
+}
+
+// ApplyArchive sets the ledger-id floor and streams the validated archive into the target
+// (restore.Apply). Heartbeats carry restore.Progress. A retried apply continues where it
+// stopped: znodes already there and identical are counted as existing.
+func (r *Restore) ApplyArchive(ctx context.Context, in ApplyInput) (restore.ApplyStats, error) {
 	zc, err := Connect(ctx, r.Config, 0)
 	if err != nil {
 		return restore.ApplyStats{}, err
@@ -305,7 +315,9 @@ func (r *Restore) ApplyArchive(ctx context.Context, in ArchiveInput) (restore.Ap
 	we := activity.GetInfo(ctx).WorkflowExecution
 	hb := startHeartbeats(ctx)
 	defer hb.stop()
-	st, err := restore.Apply(ctx, zc, f, restore.Owner{WorkflowID: we.ID, RunID: we.RunID}, r.Creator, hb.set)
+	st, err := restore.Apply(ctx, zc, f, restore.ApplyInput{
+		Owner: restore.Owner{WorkflowID: we.ID, RunID: we.RunID}, Floor: in.LedgerIDFloor, Creator: r.Creator,
+	}, hb.set)
 	if err != nil {
 		return st, classifyRestore(err)
 	}

@@ -96,19 +96,40 @@ func (f *restoreFixture) putObject(t *testing.T, key string, body []byte) string
 	return "s3a://backups/" + key
 }
 
-// target is a restore target: its own ZooKeeper, a config whose zookeeper section points at
-// it (or at zkAddr, a proxy in front of it), and a worker of its own.
+// target is a restore target: its own ZooKeeper, initialised as `pulsar
+// initialize-cluster-metadata` does, a config whose zookeeper section points at it (or at
+// zkAddr, a proxy in front of it), and a worker of its own. before is its tree before the
+// restore.
 type target struct {
 	zk      *testenv.ZooKeeper
 	cfg     config.Config
 	cfgPath string
 	worker  func() // stops the worker
 	creator []zookeeper.CreatorOptions
+	before  map[string]znode.Record
 }
 
 func (f *restoreFixture) newTarget(t *testing.T, name string, proxy func(addr string) string, creator ...zookeeper.CreatorOptions) *target {
 	t.Helper()
-	tg := &target{zk: testenv.StartZooKeeper(t)}
+	tg := f.newBareTarget(t, name, proxy, creator...)
+	tg.initCluster(t)
+	return tg
+}
+
+// initCluster runs what `pulsar initialize-cluster-metadata` writes and takes the snapshot
+// the restore is checked against.
+func (tg *target) initCluster(t *testing.T) {
+	t.Helper()
+	restoretest.InitCluster(t, tg.zk.Addr)
+	tg.snapshot(t)
+}
+
+func (tg *target) snapshot(t *testing.T) { tg.before = restoretest.ReadTree(t, tg.zk.Addr) }
+
+// newBareTarget is a target whose ensemble is empty.
+func (f *restoreFixture) newBareTarget(t *testing.T, name string, proxy func(addr string) string, creator ...zookeeper.CreatorOptions) *target {
+	t.Helper()
+	tg := &target{zk: testenv.StartZooKeeper(t), before: map[string]znode.Record{}}
 	cfg := config.Default()
 	cfg.ZooKeeper.Servers = tg.zk.Addr
 	if proxy != nil {
@@ -182,17 +203,26 @@ func (tg *target) restoreCLI(t *testing.T, args ...string) (workflows.RestoreRep
 	return rep, fields, nil
 }
 
-// reportFields are the names the issue requires, exactly.
-var reportFields = []string{"restorePoint", "restoreVersion", "dryRun", "alreadyRestored", "created", "skipped", "ledgersKept", "ledgersDropped", "cursorsReset", "topicsWithDataLoss", "durations"}
+// reportFields are the report's names operators and scripts rely on, exactly.
+var reportFields = []string{"restorePoint", "restoreVersion", "dryRun", "alreadyRestored", "created", "skipped", "ledgersKept", "ledgersDropped", "cursorsReset", "topicsWithDataLoss", "durations",
+	"ledgerIdFloor", "schemasToRegister", "compactionReset", "bookkeeperBoundSkipped", "staleCursors"}
 
 func (f *restoreFixture) checkCounts(t *testing.T, rep workflows.RestoreReport) {
 	t.Helper()
 	want := restoretest.Expect(f.sum)
 	got := slices.Clone(rep.TopicsWithDataLoss)
 	slices.Sort(got)
+	var bkBound int64
+	for _, n := range rep.BookKeeperBoundSkipped {
+		bkBound += n
+	}
 	if rep.LedgersKept != want.LedgersKept || rep.LedgersDropped != want.LedgersDropped || rep.CursorsReset != want.CursorsReset ||
-		!slices.Equal(got, want.TopicsWithDataLoss) || rep.Plan == nil || rep.Plan.SchemasLostCount != want.SchemasLost {
-		t.Fatalf("report counts: kept %d dropped %d reset %d lossy %d; want %+v", rep.LedgersKept, rep.LedgersDropped, rep.CursorsReset, len(rep.TopicsWithDataLoss), want)
+		!slices.Equal(got, want.TopicsWithDataLoss) || rep.Plan == nil || rep.SchemasToRegister.Count != want.SchemasToRegister ||
+		rep.CompactionReset.Count != want.CompactionReset || rep.StaleCursors.Count != want.StaleCursors || bkBound != want.BookKeeperBound ||
+		rep.LedgerIDFloor.FirstID <= want.FloorAbove || rep.LedgerIDFloor.Path == "" {
+		t.Fatalf("report counts: kept %d dropped %d reset %d lossy %d schemas %d compaction %d stale %d bookkeeper-bound %d floor %+v; want %+v",
+			rep.LedgersKept, rep.LedgersDropped, rep.CursorsReset, len(rep.TopicsWithDataLoss), rep.SchemasToRegister.Count, rep.CompactionReset.Count,
+			rep.StaleCursors.Count, bkBound, rep.LedgerIDFloor, want)
 	}
 	var bk, lb int64
 	for p := range f.source {
@@ -208,15 +238,27 @@ func (f *restoreFixture) checkCounts(t *testing.T, rep workflows.RestoreReport) 
 	}
 }
 
-// assertNothingWritten fails if the target holds any znode besides those in allowed.
-func assertNothingWritten(t *testing.T, addr string, allowed ...string) {
+// assertNothingWritten fails if the target is not as it was before the restore.
+func (tg *target) assertNothingWritten(t *testing.T) {
 	t.Helper()
-	tree := restoretest.ReadTree(t, addr)
-	for p := range tree {
-		if !slices.Contains(allowed, p) {
-			t.Fatalf("the target holds %s (and %d znodes in all) after a restore that must write nothing", p, len(tree))
+	tree := restoretest.ReadTree(t, tg.zk.Addr)
+	for p, r := range tree {
+		if b, ok := tg.before[p]; !ok || string(b.Data) != string(r.Data) {
+			t.Fatalf("the target holds %s as it did not before (%d znodes in all, %d before) after a restore that must write nothing", p, len(tree), len(tg.before))
 		}
 	}
+	if len(tree) != len(tg.before) {
+		t.Fatalf("the target holds %d znodes, %d before a restore that must write nothing", len(tree), len(tg.before))
+	}
+}
+
+// checkRestored checks the target against the source and loads it as a broker would.
+func (f *restoreFixture) checkRestored(t *testing.T, tg *target) map[string]znode.Record {
+	t.Helper()
+	after := restoretest.ReadTree(t, tg.zk.Addr)
+	restoretest.CheckRestored(t, f.source, tg.before, after, f.sum)
+	restoretest.CheckBrokerLoad(t, after, f.sum, restore.DefaultManagedLedgerPath)
+	return after
 }
 
 // TestRestore runs the restore issue's "Done when" list on real servers: a source and
@@ -243,8 +285,11 @@ func TestRestore(t *testing.T) {
 			t.Fatalf("dry run report %+v", rep)
 		}
 		f.checkCounts(t, rep)
-		assertNothingWritten(t, tg.zk.Addr)
+		tg.assertNothingWritten(t)
 		plan := *rep.Plan
+		if plan.Existing == 0 || len(plan.InitReplaced) == 0 {
+			t.Fatalf("dry run against an initialised cluster: %d existing, init znodes replaced %v", plan.Existing, plan.InitReplaced)
+		}
 
 		// The real restore, started with the Temporal CLI and an ID of the caller's choosing.
 		input := fmt.Sprintf(`{"restorePoint":%q,"restoreVersion":"1"}`, point)
@@ -258,19 +303,19 @@ func TestRestore(t *testing.T) {
 		if err := f.tp.Client(t).GetWorkflow(context.Background(), "operator-restore-1", "").Get(context.Background(), &cliRep); err != nil {
 			t.Fatalf("restore started by the CLI: %s", workflows.Cause(err))
 		}
-		if cliRep.AlreadyRestored || cliRep.Created != plan.Create || cliRep.Existing != 0 || cliRep.Marker == nil ||
+		if cliRep.AlreadyRestored || cliRep.Created+cliRep.Existing+cliRep.InitReplaced != plan.Create || cliRep.Existing != plan.Existing ||
+			cliRep.InitReplaced != int64(len(plan.InitReplaced)) || cliRep.Floor == nil || !cliRep.Floor.Created || cliRep.Marker == nil ||
 			cliRep.Durations.Apply <= 0 || cliRep.Durations.Download <= 0 || cliRep.Durations.Validate <= 0 || cliRep.Durations.Total <= 0 {
 			t.Fatalf("CLI restore report %+v (plan creates %d)", cliRep, plan.Create)
 		}
 		f.checkCounts(t, cliRep)
-		restored := restoretest.ReadTree(t, tg.zk.Addr)
-		restoretest.CheckRestored(t, f.source, restored, f.sum)
+		restored := f.checkRestored(t, tg)
 		var marker restore.Marker
 		if err := json.Unmarshal(restored[restore.MarkerPath].Data, &marker); err != nil {
 			t.Fatal(err)
 		}
 		if marker.State != restore.StateComplete || marker.RestorePoint != point || marker.RestoreVersion != "1" || marker.WorkflowID != "operator-restore-1" ||
-			marker.Archive.SHA256 != f.backup.SHA256 || marker.Archive.Znodes != f.backup.Znodes || marker.Created != plan.Create || marker.Tool != restore.ToolName {
+			marker.Archive.SHA256 != f.backup.SHA256 || marker.Archive.Znodes != f.backup.Znodes || marker.Created != cliRep.Created || marker.Tool != restore.ToolName {
 			t.Fatalf("marker %+v", marker)
 		}
 		assertStagingEmpty(t, tg.cfgPath)
@@ -310,11 +355,10 @@ func TestRestore(t *testing.T) {
 			t.Fatal(err)
 		}
 		if rep.AlreadyRestored || rep.Replaced == nil || rep.Replaced.RestoreVersion != "1" || rep.Clear == nil || rep.Clear.Deleted < plan.Create/2 ||
-			rep.Created+rep.Existing != plan.Create || rep.Created < plan.Create/2 {
+			rep.Created+rep.Existing+rep.InitReplaced != plan.Create || rep.Created < plan.Create/2 || rep.Floor == nil || rep.Floor.Created {
 			t.Fatalf("new version report %+v, clear %+v", rep, rep.Clear)
 		}
-		restored = restoretest.ReadTree(t, tg.zk.Addr)
-		restoretest.CheckRestored(t, f.source, restored, f.sum)
+		restored = f.checkRestored(t, tg)
 		if err := json.Unmarshal(restored[restore.MarkerPath].Data, &marker); err != nil || marker.RestoreVersion != "2" || marker.Replaced == nil {
 			t.Fatalf("marker after version 2: %+v, %v", marker, err)
 		}
@@ -345,6 +389,7 @@ func TestRestore(t *testing.T) {
 		if _, err := broker.Create("/loadbalance/brokers/10.1.2.3:8080", []byte("{}"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
 			t.Fatal(err)
 		}
+		tg.snapshot(t)
 		// The real binary: non-zero exit, the cause on stderr, nothing on stdout.
 		bin := filepath.Join(t.TempDir(), "starter")
 		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -360,7 +405,7 @@ func TestRestore(t *testing.T) {
 			strings.Count(stderr.String(), "\n") != 1 {
 			t.Fatalf("starter: %v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
 		}
-		assertNothingWritten(t, tg.zk.Addr, "/loadbalance", "/loadbalance/brokers")
+		tg.assertNothingWritten(t)
 
 		// Once the broker is gone the same pair may run again (the refused run failed).
 		broker.Close()
@@ -380,7 +425,24 @@ func TestRestore(t *testing.T) {
 			t.Fatalf("retry after the broker stopped: %+v, %v", rep, err)
 		}
 		// /loadbalance and /loadbalance/brokers were there already: identical to the archive's.
-		restoretest.CheckRestored(t, f.source, restoretest.ReadTree(t, tg.zk.Addr), f.sum, "/loadbalance/brokers")
+		delete(tg.before, "/loadbalance/brokers/10.1.2.3:8080")
+		f.checkRestored(t, tg)
+	})
+
+	t.Run("restore before initialize-cluster-metadata is refused, then runs after it", func(t *testing.T) {
+		tg := f.newBareTarget(t, "bare", nil)
+		_, _, err := tg.restoreCLI(t, "--restore-point", point, "--restore-version", "1")
+		if err == nil || !strings.Contains(err.Error(), "check: restore refused: the target has no BookKeeper cluster metadata (/ledgers/INSTANCEID is missing): run `bin/pulsar initialize-cluster-metadata` against it first") {
+			t.Fatalf("restore into an uninitialised ensemble: %v", err)
+		}
+		tg.assertNothingWritten(t)
+		// The step the refusal names, then the same pair again (the refused run failed).
+		tg.initCluster(t)
+		rep, _, err := tg.restoreCLI(t, "--restore-point", point, "--restore-version", "1")
+		if err != nil || rep.AlreadyRestored || rep.Created == 0 || rep.Floor == nil || !rep.Floor.Created {
+			t.Fatalf("restore after initialize-cluster-metadata: %+v, %v", rep, err)
+		}
+		f.checkRestored(t, tg)
 	})
 
 	t.Run("refused on a target with managed ledgers", func(t *testing.T) {
@@ -393,15 +455,16 @@ func TestRestore(t *testing.T) {
 		used := []string{"/managed-ledgers", "/managed-ledgers/public", "/managed-ledgers/public/default", "/managed-ledgers/public/default/persistent",
 			"/managed-ledgers/public/default/persistent/orders"}
 		for _, p := range used {
-			if _, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+			if _, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 				t.Fatal(err)
 			}
 		}
+		tg.snapshot(t)
 		_, _, err = tg.restoreCLI(t, "--restore-point", point, "--restore-version", "1")
 		if err == nil || !strings.Contains(err.Error(), "check: restore refused: the target already holds managed-ledger metadata under /managed-ledgers (/managed-ledgers/public)") {
 			t.Fatalf("restore onto a used target: %v", err)
 		}
-		assertNothingWritten(t, tg.zk.Addr, used...)
+		tg.assertNothingWritten(t)
 		// A dry run is refused the same way.
 		if _, _, err := tg.restoreCLI(t, "--restore-point", point, "--restore-version", "1", "--dry-run"); err == nil || !strings.Contains(err.Error(), "restore refused") {
 			t.Fatalf("dry run onto a used target: %v", err)
@@ -440,7 +503,7 @@ func TestRestore(t *testing.T) {
 			if d := time.Since(start); d > time.Minute {
 				t.Errorf("%s: took %s; a bad archive must fail without retries", tc.name, d)
 			}
-			assertNothingWritten(t, tg.zk.Addr)
+			tg.assertNothingWritten(t)
 		}
 		assertStagingEmpty(t, tg.cfgPath)
 	})
@@ -467,8 +530,12 @@ func TestRestore(t *testing.T) {
 		for progress.Records == 0 {
 			if time.Now().After(deadline) {
 				d, _ := c.DescribeWorkflowExecution(context.Background(), run.GetID(), "")
-				t.Fatalf("apply never reported progress: status %v, pending %v, %d znodes in the target, activities %v",
-					d.GetWorkflowExecutionInfo().GetStatus(), d.GetPendingActivities(), len(restoretest.ReadTree(t, tg.zk.Addr)), scheduled(t, c, run.GetID()))
+				var cause string
+				if d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+					cause = workflows.Cause(run.Get(context.Background(), nil))
+				}
+				t.Fatalf("apply never reported progress: status %v (%s), pending %v, %d znodes in the target, activities %v",
+					d.GetWorkflowExecutionInfo().GetStatus(), cause, d.GetPendingActivities(), len(restoretest.ReadTree(t, tg.zk.Addr)), scheduled(t, c, run.GetID()))
 			}
 			time.Sleep(500 * time.Millisecond)
 			progress = applyProgress(t, c, run.GetID())
@@ -476,7 +543,7 @@ func TestRestore(t *testing.T) {
 		// Full speed from here on.
 		px.latency.Store(0)
 		tg.worker()
-		midway := len(restoretest.ReadTree(t, tg.zk.Addr))
+		midway := len(restoretest.ReadTree(t, tg.zk.Addr)) - len(tg.before)
 		t.Logf("worker stopped during apply: heartbeat %+v, %d znodes in the target", progress, midway)
 		if midway < 10 {
 			t.Fatalf("only %d znodes written when the worker stopped: not midway", midway)
@@ -493,10 +560,10 @@ func TestRestore(t *testing.T) {
 		if rep.Plan == nil || int64(midway)+100 > rep.Plan.Create {
 			t.Fatalf("%d of %d znodes written when the worker stopped: not midway", midway, rep.Plan.Create)
 		}
-		if rep.Existing < int64(midway)-1 || rep.Created == 0 || rep.Created+rep.Existing != rep.Plan.Create {
+		if rep.Existing < int64(midway)-1 || rep.Created == 0 || rep.Created+rep.Existing+rep.InitReplaced != rep.Plan.Create {
 			t.Fatalf("report %+v: want the retried apply to find the first one's znodes and create the rest", rep)
 		}
-		restoretest.CheckRestored(t, f.source, restoretest.ReadTree(t, tg.zk.Addr), f.sum)
+		f.checkRestored(t, tg)
 		if n := countRuns(t, c, run.GetID()); n != 1 {
 			t.Fatalf("%d runs, want 1", n)
 		}

@@ -66,7 +66,20 @@ type RestoreReport struct {
 	LedgersDropped     int64            `json:"ledgersDropped"`
 	CursorsReset       int64            `json:"cursorsReset"`
 	TopicsWithDataLoss []string         `json:"topicsWithDataLoss"`
-	Durations          RestoreDurations `json:"durations"`
+	// What the new cluster needs to know, from the plan (docs/RESTORE.md): the floor under
+	// its ledger ids, schemas to register again, topics to compact again, metadata of
+	// functions, packages and stream storage left out, and subscriptions whose position may
+	// be older than their last acknowledgement.
+	LedgerIDFloor          restore.LedgerIDFloor `json:"ledgerIdFloor"`
+	SchemasToRegister      restore.Listed        `json:"schemasToRegister"`
+	CompactionReset        restore.Listed        `json:"compactionReset"`
+	BookKeeperBoundSkipped map[string]int64      `json:"bookkeeperBoundSkipped"`
+	StaleCursors           restore.Listed        `json:"staleCursors"`
+	// InitReplaced counts znodes of `pulsar initialize-cluster-metadata` replaced by the
+	// archive's; Floor says whether this run set the ledger-id floor or found it in place.
+	InitReplaced int64                `json:"initReplaced"`
+	Floor        *restore.FloorResult `json:"floor,omitempty"`
+	Durations    RestoreDurations     `json:"durations"`
 	// Replaced is the earlier restore of another pair this one replaced; Clear says what
 	// clearing it did (znodes deleted, kept as ancestors of skipped paths, or denied by a
 	// locked parent's ACL).
@@ -146,7 +159,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (RestoreReport, erro
 	rep := RestoreReport{
 		RestorePoint: in.RestorePoint, RestoreVersion: in.RestoreVersion, DryRun: in.DryRun,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
-		Skipped:    map[string]int64{}, TopicsWithDataLoss: []string{},
+		Skipped:    map[string]int64{}, TopicsWithDataLoss: []string{}, BookKeeperBoundSkipped: map[string]int64{},
 	}
 	mark := start
 	lap := func() float64 {
@@ -241,7 +254,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (RestoreReport, erro
 				return nil, stageError("validate", err)
 			}
 			err = workflow.ExecuteActivity(restoreStage(sctx, time.Hour), ra.PlanRestore, activities.PlanInput{
-				ArchivePath: dl.ArchivePath, CompareTarget: chk.Decision == restore.DecisionFresh,
+				ArchivePath: dl.ArchivePath, CompareTarget: chk.Decision == restore.DecisionFresh, RestoredAt: start,
 			}).Get(ctx, &plan)
 			rep.Durations.Plan += lap()
 			if err != nil {
@@ -250,10 +263,17 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (RestoreReport, erro
 			rep.Plan = &plan
 			rep.Skipped, rep.LedgersKept, rep.LedgersDropped = plan.Skipped, plan.LedgersKept, plan.LedgersDropped
 			rep.CursorsReset, rep.TopicsWithDataLoss = plan.CursorsReset, plan.TopicsWithDataLoss
+			rep.LedgerIDFloor, rep.SchemasToRegister, rep.CompactionReset = plan.LedgerIDFloor, plan.SchemasToRegister, plan.CompactionReset
+			rep.BookKeeperBoundSkipped, rep.StaleCursors = plan.BookKeeperBoundSkipped, plan.StaleCursors
 			if plan.ConflictsCount > 0 && !in.DryRun {
 				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 					"plan: restore refused: the target holds %d znode(s) the archive has with other contents (%s); restore only into a new cluster",
 					plan.ConflictsCount, listNames(plan.Conflicts)), restore.RefusedConflicts, nil)
+			}
+			if c := plan.LedgerCollisions; c.Count > 0 && !in.DryRun {
+				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+					"plan: restore refused: the target's BookKeeper already has %d ledger(s) that restored topics list (%s); restore before anything creates ledgers in the new cluster",
+					c.Count, listNames(c.First)), restore.RefusedLedgerCollision, nil)
 			}
 			if in.DryRun {
 				rep.Existing = plan.Existing
@@ -281,7 +301,9 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (RestoreReport, erro
 			begun = true
 			rep.Replaced, rep.Clear = b.Replaced, &b
 		}
-		err = workflow.ExecuteActivity(restoreStage(sctx, 6*time.Hour), ra.ApplyArchive, activities.ArchiveInput{ArchivePath: dl.ArchivePath}).Get(ctx, &stats)
+		err = workflow.ExecuteActivity(restoreStage(sctx, 6*time.Hour), ra.ApplyArchive, activities.ApplyInput{
+			ArchivePath: dl.ArchivePath, LedgerIDFloor: plan.LedgerIDFloor,
+		}).Get(ctx, &stats)
 		rep.Durations.Apply += lap()
 		if err != nil {
 			return nil, stageError("apply", err)
@@ -322,6 +344,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (RestoreReport, erro
 		return rep, stageError("mark", err)
 	}
 	rep.Created, rep.Existing, rep.Marker = stats.Created, stats.Existing, &mk
+	rep.InitReplaced, rep.Floor = stats.InitReplaced, &stats.Floor
 	return done()
 }
 

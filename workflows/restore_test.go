@@ -50,8 +50,13 @@ var (
 	plan     = restore.Plan{
 		Znodes: 100, Create: 80, Skipped: map[string]int64{restore.SkipBookKeeper: 15, restore.SkipRoot: 1, restore.SkipLoadStatistics: 4},
 		LedgersKept: 7, LedgersDropped: 5, CursorsReset: 3, TopicsWithDataLoss: []string{"persistent://public/default/t1"},
+		LedgerIDFloor:          restore.LedgerIDFloor{Highest: 99, HOB: 1, Path: restore.HOBPath(1), FirstID: 1 << 32},
+		SchemasToRegister:      restore.Listed{Count: 1, First: []string{"public/default/t1"}},
+		CompactionReset:        restore.Listed{Count: 2, First: []string{"persistent://public/default/t1", "persistent://public/default/t2"}},
+		StaleCursors:           restore.Listed{Count: 3, First: []string{"persistent://public/default/t1 sub"}},
+		BookKeeperBoundSkipped: map[string]int64{"/stream": 6},
 	}
-	stats = restore.ApplyStats{Records: 100, Skipped: 20, Created: 78, Existing: 2}
+	stats = restore.ApplyStats{Records: 100, Skipped: 20, Created: 76, Existing: 2, InitReplaced: 2, Floor: restore.FloorResult{Created: true}}
 )
 
 type mocks struct {
@@ -103,6 +108,9 @@ func newRestoreEnv(t *testing.T, m mocks) *restoreEnv {
 		if in.CompareTarget {
 			e.record("compare")
 		}
+		if !in.RestoredAt.Equal(time.UnixMilli(1700000100000)) {
+			t.Errorf("plan's restore time %v, want the workflow's start", in.RestoredAt)
+		}
 		return m.plan, nil
 	}).After(4 * time.Second)
 	e.OnActivity(ra.BeginRestore, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BeginInput) (restore.BeginResult, error) {
@@ -113,8 +121,12 @@ func newRestoreEnv(t *testing.T, m mocks) *restoreEnv {
 		return m.begin, nil
 	}).After(5 * time.Second)
 	applied := 0
-	e.OnActivity(ra.ApplyArchive, mock.Anything, activities.ArchiveInput{ArchivePath: download.ArchivePath}).Return(func(_ context.Context, _ activities.ArchiveInput) (restore.ApplyStats, error) {
+	e.OnActivity(ra.ApplyArchive, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ApplyInput) (restore.ApplyStats, error) {
 		e.record("apply")
+		// The plan's floor goes to apply, which sets it.
+		if in.ArchivePath != download.ArchivePath || in.LedgerIDFloor != m.plan.LedgerIDFloor {
+			t.Errorf("apply input %+v, plan's floor %+v", in, m.plan.LedgerIDFloor)
+		}
 		applied++
 		if applied <= len(m.apply) && m.apply[applied-1] != nil {
 			return restore.ApplyStats{}, m.apply[applied-1]
@@ -164,7 +176,9 @@ func TestRestoreRunsStagesInOrderAndReports(t *testing.T) {
 		t.Fatalf("stages %v, want %v", got, want)
 	}
 	if rep.RestorePoint != point || rep.RestoreVersion != version || rep.DryRun || rep.AlreadyRestored ||
-		rep.Created != 78 || rep.Existing != 2 || rep.LedgersKept != 7 || rep.LedgersDropped != 5 || rep.CursorsReset != 3 ||
+		rep.Created != 76 || rep.Existing != 2 || rep.InitReplaced != 2 || rep.Floor == nil || !rep.Floor.Created ||
+		rep.LedgerIDFloor != plan.LedgerIDFloor || rep.SchemasToRegister.Count != 1 || rep.CompactionReset.Count != 2 || rep.StaleCursors.Count != 3 ||
+		rep.BookKeeperBoundSkipped["/stream"] != 6 || rep.LedgersKept != 7 || rep.LedgersDropped != 5 || rep.CursorsReset != 3 ||
 		!slices.Equal(rep.TopicsWithDataLoss, plan.TopicsWithDataLoss) || rep.Skipped[restore.SkipBookKeeper] != 15 ||
 		rep.Archive == nil || rep.Archive.SHA256 != download.SHA256 || rep.Marker == nil || rep.Marker.State != restore.StateComplete ||
 		rep.Plan == nil || rep.Plan.Create != 80 || !slices.Equal(rep.Target, []string{"zk-new:2181"}) || !strings.HasPrefix(rep.WorkflowID, "default-test-workflow-id") {
@@ -188,7 +202,8 @@ func TestRestoreDryRunWritesNothing(t *testing.T) {
 	if got := e.called(); !slices.Equal(got, want) {
 		t.Fatalf("stages %v, want %v", got, want)
 	}
-	if !rep.DryRun || rep.Created != 0 || rep.Plan == nil || rep.Plan.ConflictsCount != 1 || rep.LedgersDropped != 5 {
+	if !rep.DryRun || rep.Created != 0 || rep.Plan == nil || rep.Plan.ConflictsCount != 1 || rep.LedgersDropped != 5 ||
+		rep.LedgerIDFloor != plan.LedgerIDFloor || rep.SchemasToRegister.Count != 1 || rep.StaleCursors.Count != 3 {
 		t.Fatalf("report %+v", rep)
 	}
 }
@@ -240,6 +255,16 @@ func TestRestoreRefusalsFailFastAndWriteNothing(t *testing.T) {
 	e = newRestoreEnv(t, mocks{check: []restore.CheckResult{fresh}, plan: p})
 	_, err = e.run(t, RestoreInput{RestorePoint: point, RestoreVersion: version})
 	assertFailure(t, err, restore.RefusedConflicts, "plan: restore refused: the target holds 2 znode(s) the archive has with other contents (/admin/clusters/c, /admin/policies/x)")
+	if got := e.called(); slices.Contains(got, "apply") || slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "begin") }) {
+		t.Fatalf("stages %v", got)
+	}
+
+	// A ledger the target's BookKeeper already has, listed by a restored topic.
+	p = plan
+	p.LedgerCollisions = restore.Listed{Count: 1, First: []string{"persistent://public/default/t1 12"}}
+	e = newRestoreEnv(t, mocks{check: []restore.CheckResult{fresh}, plan: p})
+	_, err = e.run(t, RestoreInput{RestorePoint: point, RestoreVersion: version})
+	assertFailure(t, err, restore.RefusedLedgerCollision, "plan: restore refused: the target's BookKeeper already has 1 ledger(s) that restored topics list (persistent://public/default/t1 12)")
 	if got := e.called(); slices.Contains(got, "apply") || slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, "begin") }) {
 		t.Fatalf("stages %v", got)
 	}

@@ -43,7 +43,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		_, _, _ = DecodeCursor(payload)
 		_, _, _ = RewriteLedger(payload)
-		_, _, _ = RewriteCursor(payload, kept)
+		_, _, _ = RewriteCursor(payload, kept, CursorOptions{Compaction: true, LastActive: 1})
 		_, _ = SchemaLedgers(payload)
 	})
 }

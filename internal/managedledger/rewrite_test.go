@@ -37,11 +37,19 @@ func TestRewriteLedgerKeepsOnlyCompleteOffloads(t *testing.T) {
 			if err != nil || f != Plain {
 				t.Fatalf("output: %v, %v", f, err)
 			}
+			if !r.HasTail || r.Tail != 50 || r.MaxID != 50 {
+				t.Errorf("tail %d (%v), max id %d: want the highest id, 50", r.Tail, r.HasTail, r.MaxID)
+			}
+			// terminatedPosition 40:24 lies in a dropped ledger beyond the last kept entry.
+			if !r.Terminated || r.TerminatedFrom != (Position{40, 24}) || r.TerminatedTo != (Position{30, 49}) {
+				t.Errorf("terminated %v -> %v", r.TerminatedFrom, r.TerminatedTo)
+			}
 			want := sampleLedger()
-			want.LedgerInfo = []*mlpb.ManagedLedgerInfo_LedgerInfo{want.LedgerInfo[0], want.LedgerInfo[2]}
-			for _, li := range want.LedgerInfo {
+			want.LedgerInfo = []*mlpb.ManagedLedgerInfo_LedgerInfo{want.LedgerInfo[0], want.LedgerInfo[2], {LedgerId: proto.Int64(50), Entries: proto.Int64(0)}}
+			for _, li := range want.LedgerInfo[:2] {
 				li.OffloadContext.BookkeeperDeleted = proto.Bool(true)
 			}
+			want.TerminatedPosition = pos(30, 49)
 			if !proto.Equal(got, want) {
 				t.Errorf("rewritten\n%v\nwant\n%v", got, want)
 			}
@@ -52,27 +60,44 @@ func TestRewriteLedgerKeepsOnlyCompleteOffloads(t *testing.T) {
 func TestRewriteLedgerEdgeCases(t *testing.T) {
 	t.Run("empty payload", func(t *testing.T) {
 		out, r, err := RewriteLedger(nil)
-		if err != nil || len(out) != 0 || len(r.Kept)+len(r.Dropped) != 0 {
+		if err != nil || len(out) != 0 || len(r.Kept)+len(r.Dropped) != 0 || r.HasTail || r.HasIDs {
 			t.Errorf("%x %+v %v", out, r, err)
 		}
 	})
 	t.Run("nothing offloaded", func(t *testing.T) {
 		payload, _ := Encode(&mlpb.ManagedLedgerInfo{LedgerInfo: []*mlpb.ManagedLedgerInfo_LedgerInfo{inBookKeeper(1, 5), inBookKeeper(2, 0)}}, 0)
 		out, r, err := RewriteLedger(payload)
-		if err != nil || len(r.Kept) != 0 || !slices.Equal(r.Dropped, []int64{1, 2}) {
+		if err != nil || len(r.Kept) != 0 || !slices.Equal(r.Dropped, []int64{1, 2}) || r.Tail != 2 {
 			t.Fatalf("%+v %v", r, err)
 		}
-		if got, _, _ := Decode(out); len(got.LedgerInfo) != 0 {
+		// Only the tail is left, which the broker's load drops for a new ledger.
+		if got, _, _ := Decode(out); len(got.LedgerInfo) != 1 || got.LedgerInfo[0].GetLedgerId() != 2 || got.LedgerInfo[0].OffloadContext != nil {
 			t.Errorf("ledgers left: %v", got.LedgerInfo)
 		}
 	})
-	t.Run("already bookkeeperDeleted", func(t *testing.T) {
+	t.Run("highest ledger kept: the tail is one above", func(t *testing.T) {
+		// A terminated topic offloaded to its end: every ledger is kept.
 		li := offloaded(5, 10, true)
 		li.OffloadContext.BookkeeperDeleted = proto.Bool(true)
-		payload, _ := Encode(&mlpb.ManagedLedgerInfo{LedgerInfo: []*mlpb.ManagedLedgerInfo_LedgerInfo{li}}, 0)
+		in := &mlpb.ManagedLedgerInfo{LedgerInfo: []*mlpb.ManagedLedgerInfo_LedgerInfo{offloaded(3, 4, true), li}, TerminatedPosition: pos(5, 9)}
+		payload, _ := Encode(in, 0)
 		out, r, err := RewriteLedger(payload)
-		if err != nil || !slices.Equal(r.KeptIDs(), []int64{5}) || string(out) != string(payload) {
-			t.Errorf("%+v %v; changed: %v", r, err, string(out) != string(payload))
+		if err != nil || !slices.Equal(r.KeptIDs(), []int64{3, 5}) || r.Tail != 6 || r.MaxID != 5 || r.TerminatedTo != r.TerminatedFrom {
+			t.Fatalf("%+v %v", r, err)
+		}
+		got, _, _ := Decode(out)
+		want := proto.Clone(in).(*mlpb.ManagedLedgerInfo)
+		want.LedgerInfo[0].OffloadContext.BookkeeperDeleted = proto.Bool(true)
+		want.LedgerInfo = append(want.LedgerInfo, &mlpb.ManagedLedgerInfo_LedgerInfo{LedgerId: proto.Int64(6), Entries: proto.Int64(0)})
+		if !proto.Equal(got, want) {
+			t.Errorf("rewritten\n%v\nwant\n%v", got, want)
+		}
+	})
+	t.Run("terminated with nothing kept stays", func(t *testing.T) {
+		payload, _ := Encode(&mlpb.ManagedLedgerInfo{LedgerInfo: []*mlpb.ManagedLedgerInfo_LedgerInfo{inBookKeeper(7, 5)}, TerminatedPosition: pos(7, 4)}, 0)
+		_, r, err := RewriteLedger(payload)
+		if err != nil || r.TerminatedTo != (Position{7, 4}) || r.Tail != 7 {
+			t.Errorf("%+v %v", r, err)
 		}
 	})
 	t.Run("garbage", func(t *testing.T) {
@@ -106,11 +131,11 @@ func TestRewriteCursorMarkDelete(t *testing.T) {
 			in.MarkDeleteLedgerId, in.MarkDeleteEntryId = proto.Int64(tc.from.LedgerID), proto.Int64(tc.from.EntryID)
 			in.IndividualDeletedMessages = nil
 			payload, _ := Encode(in, 0)
-			out, r, err := RewriteCursor(payload, tc.kept)
+			out, r, err := RewriteCursor(payload, tc.kept, CursorOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.From != tc.from || r.To != tc.to || r.Moved != tc.moved || r.NoKeptLedger != tc.noKept || r.NoMarkDelete {
+			if r.From != tc.from || r.To != tc.to || r.Moved != tc.moved || r.NoKeptLedger != tc.noKept || r.NoMarkDelete || !r.Stale || r.CursorsLedgerID != 77 {
 				t.Errorf("got %+v, want %v -> %v moved=%v noKept=%v", r, tc.from, tc.to, tc.moved, tc.noKept)
 			}
 			got, _, err := DecodeCursor(out)
@@ -133,9 +158,44 @@ func TestRewriteCursorMarkDelete(t *testing.T) {
 	}
 }
 
+func TestRewriteCursorLastActiveCompactionAndStaleness(t *testing.T) {
+	in := sampleCursor()
+	in.Properties = append(in.Properties, &mlpb.LongProperty{Name: proto.String(CompactedTopicLedgerProperty), Value: proto.Int64(4242)})
+	payload, _ := Encode(in, 0)
+
+	// An ordinary cursor keeps a property of that name: only the compactor's is removed.
+	out, r, err := RewriteCursor(payload, []KeptLedger{{30, 50}}, CursorOptions{LastActive: 1_800_000_000_000})
+	if err != nil || r.HadCompactedLedger {
+		t.Fatalf("%+v %v", r, err)
+	}
+	got, _, _ := DecodeCursor(out)
+	if got.GetLastActive() != 1_800_000_000_000 || len(got.Properties) != 2 {
+		t.Errorf("lastActive %d, properties %v", got.GetLastActive(), got.Properties)
+	}
+
+	out, r, err = RewriteCursor(payload, []KeptLedger{{30, 50}}, CursorOptions{Compaction: true})
+	if err != nil || !r.HadCompactedLedger || r.CompactedLedger != 4242 || !r.Stale {
+		t.Fatalf("%+v %v", r, err)
+	}
+	got, _, _ = DecodeCursor(out)
+	want := proto.Clone(in).(*mlpb.ManagedCursorInfo)
+	want.CursorsLedgerId = proto.Int64(-1)
+	want.Properties = want.Properties[:1]
+	if !proto.Equal(got, want) {
+		t.Errorf("rewritten\n%v\nwant\n%v", got, want)
+	}
+
+	// A cursor persisted to the metadata store only (-1) is not stale.
+	in.CursorsLedgerId = proto.Int64(-1)
+	payload, _ = Encode(in, 0)
+	if _, r, err := RewriteCursor(payload, nil, CursorOptions{}); err != nil || r.Stale {
+		t.Errorf("%+v %v", r, err)
+	}
+}
+
 func TestRewriteCursorWithoutMarkDelete(t *testing.T) {
 	payload, _ := Encode(&mlpb.ManagedCursorInfo{CursorsLedgerId: proto.Int64(3)}, 0)
-	out, r, err := RewriteCursor(payload, []KeptLedger{{1, 1}})
+	out, r, err := RewriteCursor(payload, []KeptLedger{{1, 1}}, CursorOptions{})
 	if err != nil || !r.NoMarkDelete || r.Moved {
 		t.Fatalf("%+v %v", r, err)
 	}
@@ -166,7 +226,7 @@ func TestRewriteCursorDeletedRangesAndBatchIndexes(t *testing.T) {
 	}
 	in.BatchedEntryDeletionIndexInfo = []*mlpb.BatchedEntryDeletionIndexInfo{batch(10, 7), batch(20, 2), batch(30, 4), batch(40, 0)}
 	payload, _ := Encode(in, mlpb.CompressionType_SNAPPY)
-	out, r, err := RewriteCursor(payload, kept)
+	out, r, err := RewriteCursor(payload, kept, CursorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +249,7 @@ func TestRewriteCursorDeletedRangesAndBatchIndexes(t *testing.T) {
 }
 
 func TestRewriteCursorErrors(t *testing.T) {
-	if _, _, err := RewriteCursor(append(header(4, 100), 1, 2, 3), nil); err == nil || !strings.HasPrefix(err.Error(), "managed-cursor info: snappy block: ") {
+	if _, _, err := RewriteCursor(append(header(4, 100), 1, 2, 3), nil, CursorOptions{}); err == nil || !strings.HasPrefix(err.Error(), "managed-cursor info: snappy block: ") {
 		t.Errorf("error %v", err)
 	}
 }

@@ -125,7 +125,13 @@ func TestRewriteLedgerPreservesUnknownFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := mlWire(true, false); !bytes.Equal(out, want) {
+	// Kept ledger 10 (bookkeeperDeleted set), the tail at dropped ledger 20, and the
+	// terminated position 20:4 clamped to the last kept entry, 10:99.
+	want := wire{}.bytes(1, ledgerWire(true)).bytes(1, wire{}.varint(1, 20).varint(2, 0)).
+		bytes(2, wire{}.varint(1, 10).varint(2, 99)).
+		bytes(3, wire{}.bytes(1, []byte("prop")).bytes(2, []byte("value"))).
+		raw(unknownTop)
+	if !bytes.Equal(out, want) {
 		t.Errorf("rewritten\n% x\nwant\n% x", out, []byte(want))
 	}
 	if len(r.Kept) != 1 || r.Dropped[0] != 20 {
@@ -135,7 +141,7 @@ func TestRewriteLedgerPreservesUnknownFields(t *testing.T) {
 
 func TestRewriteCursorPreservesUnknownFields(t *testing.T) {
 	// Mark-delete (20, 2) is in a dropped ledger and moves to the end of kept ledger 10.
-	out, r, err := RewriteCursor(cursorWire(77, 20, 2), []KeptLedger{{10, 100}})
+	out, r, err := RewriteCursor(cursorWire(77, 20, 2), []KeptLedger{{10, 100}}, CursorOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ const (
 	unicodeCursor   = "suscripción-ü"
 	codecsTenant    = "awkward"
 	codecsNamespace = "codecs"
+	shapesNamespace = "shapes"
 	secureTenant    = "secure-tenant"
 	secureNamespace = "secure-ns"
 	deepLevels      = 40
@@ -76,7 +77,7 @@ func (p *plan) awkward() {
 	lz4 := &p.sum.Topics[len(p.sum.Topics)-5]
 	ledgers := p.genLedgersOf(lz4)
 	c := p.cursor(lz4.Path, "compressed-cursor", ledgers, lz4.Kept,
-		managedledger.Format{Header: true, Compression: mlpb.CompressionType_LZ4}, codecsTenant, codecsNamespace, "lz4")
+		managedledger.Format{Header: true, Compression: mlpb.CompressionType_LZ4}, codecsTenant, codecsNamespace, "lz4", 0)
 	lz4.Cursors = append(lz4.Cursors, c)
 	sp.CompressedCursor = c.Path
 
@@ -85,9 +86,18 @@ func (p *plan) awkward() {
 	p.create(fmt.Sprintf("/admin/policies/%s/%s", unicodeTenant, unicodeNS), namespacePolicies(p.rng))
 	p.namespaces = append(p.namespaces, unicodeTenant+"/"+unicodeNS)
 	ut := p.topic(unicodeTenant, unicodeNS, unicodeTopic, managedledger.Plain)
-	uc := p.cursor(ut.Path, unicodeCursor, p.genLedgersOf(ut), ut.Kept, managedledger.Plain, unicodeTenant, unicodeNS, unicodeTopic)
+	uc := p.cursor(ut.Path, unicodeCursor, p.genLedgersOf(ut), ut.Kept, managedledger.Plain, unicodeTenant, unicodeNS, unicodeTopic, 0)
 	ut.Cursors = append(ut.Cursors, uc)
 	sp.Unicode = []string{"/admin/policies/" + unicodeTenant, ut.Path, uc.Path}
+
+	// Topics whose shape decides what a broker's load keeps: one offloaded ledger and the
+	// open one; terminated and offloaded to the end (the highest ledger is kept); and none.
+	p.create(fmt.Sprintf("/admin/policies/%s/%s", codecsTenant, shapesNamespace), namespacePolicies(p.rng))
+	p.namespaces = append(p.namespaces, codecsTenant+"/"+shapesNamespace)
+	sp.OneKept = p.topicOf(codecsTenant, shapesNamespace, "one-kept", managedledger.Plain, []int{ledgerOffloaded, ledgerOpen}, false).Path
+	sp.AllOffloaded = p.topicOf(codecsTenant, shapesNamespace, "all-offloaded", managedledger.Format{Header: true, Compression: mlpb.CompressionType_ZSTD},
+		[]int{ledgerOffloadedDeleted, ledgerOffloaded, ledgerOffloadedDeleted}, true).Path
+	sp.NoLedgers = p.topicOf(codecsTenant, shapesNamespace, "no-ledgers", managedledger.Plain, nil, false).Path
 
 	// A tenant and namespace only the digest user may touch.
 	digest := zk.DigestACL(zk.PermAll, p.o.DigestUser, p.o.DigestPassword)

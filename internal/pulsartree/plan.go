@@ -42,6 +42,7 @@ type plan struct {
 	persistent, ephemeral int
 	sum                   Summary
 	topicIndex            int      // across the tree, to pick codecs
+	topicCount            int      // across the tree, to pick compacted topics
 	namespaces            []string // "<tenant>/<ns>" with a bundle a live broker owns
 }
 
@@ -65,6 +66,9 @@ func buildPlan(o Options) (*plan, error) {
 		exists: map[string]bool{"/": true, "/zookeeper": true},
 		rng:    rand.New(rand.NewPCG(o.Seed, o.Seed^0x9e3779b97f4a7c15)),
 	}
+	if o.LongLedgerIDs {
+		p.ledger = SourceHOB << 32
+	}
 	p.clusterWide()
 	for t := range o.Tenants {
 		tenant := "public"
@@ -84,6 +88,10 @@ func buildPlan(o Options) (*plan, error) {
 		p.awkward()
 	}
 	p.liveBrokers()
+	p.sum.HighestLedgerID = p.ledger
+	if o.LongLedgerIDs {
+		p.sum.HighestLedgerID = max(p.ledger, SourceHOB<<32|0xffffffff)
+	}
 	return p, nil
 }
 
@@ -126,11 +134,17 @@ func (p *plan) newLedger() int64 {
 	return p.ledger
 }
 
-// ledgerPath is the HierarchicalLedgerManager path of a ledger: the id as ten digits split
-// 2/4/4, the last part prefixed with L (ledger 1 is /ledgers/00/0000/L0001).
+// ledgerPath is the HierarchicalLedgerManager path of a ledger. Below Integer.MAX_VALUE it
+// is the legacy layout, the id as ten digits split 2/4/4 with the last part prefixed with L
+// (ledger 1 is /ledgers/00/0000/L0001); above, the long layout, nineteen digits split
+// 3/4/4/4/4 (LongHierarchicalLedgerManager).
 func ledgerPath(id int64) string {
-	s := fmt.Sprintf("%010d", id)
-	return fmt.Sprintf("/ledgers/%s/%s/L%s", s[:2], s[2:6], s[6:])
+	if id < 1<<31-1 {
+		s := fmt.Sprintf("%010d", id)
+		return fmt.Sprintf("/ledgers/%s/%s/L%s", s[:2], s[2:6], s[6:])
+	}
+	s := fmt.Sprintf("%019d", id)
+	return fmt.Sprintf("/ledgers/%s/%s/%s/%s/L%s", s[:3], s[3:7], s[7:11], s[11:15], s[15:])
 }
 
 func (p *plan) bookies() []string {
@@ -163,12 +177,50 @@ func (p *plan) clusterWide() {
 	}
 	p.create("/bookies", bookieRacks(p.bookies()))
 
+	if p.o.LongLedgerIDs {
+		p.create(fmt.Sprintf("/ledgers/idgen-long/HOB-%010d", SourceHOB), nil)
+	}
+
 	p.mkdirs("/loadbalance/brokers")
 	p.mkdirs("/loadbalance/bundle-data")
-	p.create("/loadbalance/resource-quota/namespace/default", resourceQuota())
+	// Quotas an admin set (`pulsar-admin resource-quotas`): the default one, in the
+	// current layout and the older ResourceQuotaCache one, and one bundle's.
+	for _, q := range []string{"/loadbalance/resource-quota/default", "/loadbalance/resource-quota/namespace/default",
+		"/loadbalance/resource-quota/public/default/" + bundle} {
+		p.create(q, resourceQuota())
+		p.sum.Quotas = append(p.sum.Quotas, q)
+	}
 	p.create("/counters/producer-name", nil)
-	p.mkdirs("/stream")
-	p.mkdirs("/pulsar")
+	p.bookKeeperBound()
+}
+
+// bookKeeperBound adds what Functions, the packages service and stream storage keep in
+// ZooKeeper about data in the source's BookKeeper: DistributedLog namespaces
+// (/pulsar/functions, /pulsar/packages, whose znode data is the namespace's BKDLConfig and
+// whose children are logs) and stream storage's cluster metadata (/stream).
+func (p *plan) bookKeeperBound() {
+	dlConfig := []byte("\n\x0fzk-0:2181/ledgers\x12\x0fzk-0:2181/ledgers\x1a\x08/ledgers")
+	add := func(path string, data []byte) {
+		p.create(path, data)
+		p.sum.BookKeeperBound = append(p.sum.BookKeeperBound, path)
+	}
+	add("/pulsar/functions", dlConfig)
+	add("/pulsar/functions/public", nil)
+	add("/pulsar/functions/public/default", nil)
+	add("/pulsar/functions/public/default/word-count", nil)
+	add("/pulsar/functions/public/default/word-count/1700000000000-word-count.jar", []byte("log segment metadata"))
+	add("/pulsar/packages", dlConfig)
+	add("/pulsar/packages/function", nil)
+	add("/pulsar/packages/function/public", nil)
+	add("/pulsar/packages/function/public/default", nil)
+	add("/pulsar/packages/function/public/default/word-count", nil)
+	add("/pulsar/packages/function/public/default/word-count/v1", []byte("log segment metadata"))
+	add("/stream", nil)
+	add("/stream/metadata", []byte{0x08, 0x10}) // ClusterMetadata{numStorageContainers: 16}
+	add("/stream/assignment", nil)
+	add("/stream/servers", nil)
+	add("/stream/servers/available", nil)
+	add("/stream/storage", dlConfig)
 }
 
 func (p *plan) tenant(tenant string) {
@@ -216,10 +268,11 @@ func (p *plan) regularFormat() managedledger.Format {
 
 // Ledger kinds in a generated managed ledger.
 const (
-	ledgerOffloaded  = iota // offloadContext.complete: kept by a restore
-	ledgerOffloading        // offload started, not complete
-	ledgerBookKeeper        // never offloaded
-	ledgerOpen              // the ledger being written
+	ledgerOffloaded        = iota // offloadContext.complete: kept by a restore
+	ledgerOffloadedDeleted        // the same, already deleted from BookKeeper
+	ledgerOffloading              // offload started, not complete
+	ledgerBookKeeper              // never offloaded
+	ledgerOpen                    // the ledger being written
 )
 
 type genLedger struct {
@@ -228,27 +281,45 @@ type genLedger struct {
 	bkDeleted   bool // offloaded and already deleted from BookKeeper
 }
 
-// topic adds a managed ledger, its BookKeeper ledgers' metadata and its cursors, and records
-// what a restore must make of them.
+// topic adds a managed ledger with LedgersPerTopic ledgers of random kinds, the last one
+// open unless the topic is terminated (one in twenty).
 func (p *plan) topic(tenant, ns, local string, f managedledger.Format) *Topic {
-	path := fmt.Sprintf("%s/%s/%s/persistent/%s", p.o.ManagedLedgerPath, tenant, ns, local)
-	t := Topic{Name: fmt.Sprintf("persistent://%s/%s/%s", tenant, ns, local), Path: path, Format: f}
-
 	n := p.o.LedgersPerTopic
 	terminated := n > 0 && p.rng.IntN(20) == 0
-	ledgers := make([]genLedger, n)
-	for i := range ledgers {
-		l := genLedger{id: p.newLedger()}
+	kinds := make([]int, n)
+	for i := range kinds {
 		switch r := p.rng.IntN(100); {
 		case i == n-1 && !terminated:
-			l.kind = ledgerOpen
+			kinds[i] = ledgerOpen
 		case r < 55:
-			l.kind = ledgerOffloaded
-			l.bkDeleted = r < 20
+			kinds[i] = ledgerOffloaded
+			if r < 20 {
+				kinds[i] = ledgerOffloadedDeleted
+			}
 		case r < 70:
-			l.kind = ledgerOffloading
+			kinds[i] = ledgerOffloading
 		default:
-			l.kind = ledgerBookKeeper
+			kinds[i] = ledgerBookKeeper
+		}
+	}
+	return p.topicOf(tenant, ns, local, f, kinds, terminated)
+}
+
+// topicOf adds a managed ledger with ledgers of the given kinds, its BookKeeper ledgers'
+// metadata and its cursors, and records what a restore must make of them. A terminated
+// topic's terminatedPosition is its last ledger's last entry. Every seventh topic is
+// compacted: it has a __compaction cursor naming a compacted ledger.
+func (p *plan) topicOf(tenant, ns, local string, f managedledger.Format, kinds []int, terminated bool) *Topic {
+	path := fmt.Sprintf("%s/%s/%s/persistent/%s", p.o.ManagedLedgerPath, tenant, ns, local)
+	t := Topic{Name: fmt.Sprintf("persistent://%s/%s/%s", tenant, ns, local), Path: path, Format: f}
+	compacted := p.topicCount%7 == 3
+	p.topicCount++
+
+	ledgers := make([]genLedger, len(kinds))
+	for i, k := range kinds {
+		l := genLedger{id: p.newLedger(), kind: k}
+		if k == ledgerOffloadedDeleted {
+			l.kind, l.bkDeleted = ledgerOffloaded, true
 		}
 		if l.kind != ledgerOpen {
 			l.entries = 1 + p.rng.Int64N(5000)
@@ -270,9 +341,10 @@ func (p *plan) topic(tenant, ns, local string, f managedledger.Format) *Topic {
 				map[string]string{"application": "pulsar", "component": "managed-ledger", "pulsar/managed-ledger": fmt.Sprintf("%s/%s/persistent/%s", tenant, ns, local)}))
 		}
 	}
-	if terminated {
-		last := ledgers[n-1]
+	if terminated && len(ledgers) > 0 {
+		last := ledgers[len(ledgers)-1]
 		info.TerminatedPosition = position(last.id, last.entries-1)
+		t.Terminated = &managedledger.Position{LedgerID: last.id, EntryID: last.entries - 1}
 	}
 	if p.rng.IntN(3) == 0 {
 		info.Properties = append(info.Properties, keyValue("pulsar.ml.offload.threshold", "1073741824"))
@@ -288,7 +360,14 @@ func (p *plan) topic(tenant, ns, local string, f managedledger.Format) *Topic {
 	}
 
 	for s := range p.o.SubscriptionsPerTopic {
-		t.Cursors = append(t.Cursors, p.cursor(path, fmt.Sprintf("sub-%d", s), ledgers, t.Kept, managedledger.Plain, tenant, ns, local))
+		t.Cursors = append(t.Cursors, p.cursor(path, fmt.Sprintf("sub-%d", s), ledgers, t.Kept, managedledger.Plain, tenant, ns, local, 0))
+	}
+	if compacted && len(ledgers) > 0 {
+		t.CompactedLedger = p.newLedger()
+		p.create(ledgerPath(t.CompactedLedger), bookKeeperLedger(p.rng, t.CompactedLedger, 1+p.rng.Int64N(100), false, p.bookies(),
+			map[string]string{"application": "pulsar", "component": "compacted-ledger", "compactedTopic": t.Name}))
+		c := p.cursor(path, managedledger.CompactionCursor, ledgers, t.Kept, managedledger.Plain, tenant, ns, local, t.CompactedLedger)
+		t.Cursors = append(t.Cursors, c)
 	}
 	p.sum.Topics = append(p.sum.Topics, t)
 	return &p.sum.Topics[len(p.sum.Topics)-1]
@@ -335,10 +414,18 @@ func (p *plan) ledgerInfo(l genLedger) *mlpb.ManagedLedgerInfo_LedgerInfo {
 
 // cursor adds a cursor znode and its cursor ledger's metadata. Its mark-delete position is
 // in a random ledger of the topic, kept or dropped.
-func (p *plan) cursor(mlPath, name string, ledgers []genLedger, kept []managedledger.KeptLedger, f managedledger.Format, tenant, ns, local string) Cursor {
-	c := Cursor{Path: mlPath + "/" + name, Format: f, CursorsLedgerID: p.newLedger()}
-	p.create(ledgerPath(c.CursorsLedgerID), bookKeeperLedger(p.rng, c.CursorsLedgerID, 1+p.rng.Int64N(50), false, p.bookies(),
-		map[string]string{"application": "pulsar", "component": "managed-ledger", "pulsar/managed-ledger": fmt.Sprintf("%s/%s/persistent/%s", tenant, ns, local), "pulsar/cursor": name}))
+//
+// One cursor in four keeps its position in the znode only (cursorsLedgerId -1, as a broker
+// writes it for a cursor persisted to the metadata store); the others have their own ledger.
+// A compactedLedger other than 0 goes into the CompactedTopicLedger property, as the
+// compactor's cursor (managedledger.CompactionCursor) holds it.
+func (p *plan) cursor(mlPath, name string, ledgers []genLedger, kept []managedledger.KeptLedger, f managedledger.Format, tenant, ns, local string, compactedLedger int64) Cursor {
+	c := Cursor{Path: mlPath + "/" + name, Format: f, CursorsLedgerID: -1}
+	if p.rng.IntN(4) != 0 {
+		c.CursorsLedgerID = p.newLedger()
+		p.create(ledgerPath(c.CursorsLedgerID), bookKeeperLedger(p.rng, c.CursorsLedgerID, 1+p.rng.Int64N(50), false, p.bookies(),
+			map[string]string{"application": "pulsar", "component": "managed-ledger", "pulsar/managed-ledger": fmt.Sprintf("%s/%s/persistent/%s", tenant, ns, local), "pulsar/cursor": name}))
+	}
 
 	info := &mlpb.ManagedCursorInfo{
 		CursorsLedgerId: ptr(c.CursorsLedgerID),
@@ -367,6 +454,9 @@ func (p *plan) cursor(mlPath, name string, ledgers []genLedger, kept []managedle
 	c.Restored = expectedRestore(c.MarkDelete, kept)
 	if p.rng.IntN(4) == 0 {
 		info.Properties = []*mlpb.LongProperty{{Name: ptr("#pulsar.internal.replicated.subscription"), Value: ptr(int64(1))}}
+	}
+	if compactedLedger != 0 {
+		info.Properties = append(info.Properties, &mlpb.LongProperty{Name: ptr(managedledger.CompactedTopicLedgerProperty), Value: ptr(compactedLedger)})
 	}
 	if p.rng.IntN(4) == 0 {
 		info.CursorProperties = []*mlpb.StringProperty{{Name: ptr("team"), Value: ptr("billing")}}

@@ -87,9 +87,45 @@ func TestOptionsValidation(t *testing.T) {
 }
 
 func TestLedgerPath(t *testing.T) {
-	for id, want := range map[int64]string{1: "/ledgers/00/0000/L0001", 123456: "/ledgers/00/0012/L3456", 9876543210: "/ledgers/98/7654/L3210"} {
+	for id, want := range map[int64]string{1: "/ledgers/00/0000/L0001", 123456: "/ledgers/00/0012/L3456", 2147483646: "/ledgers/21/4748/L3646", 9876543210: "/ledgers/000/0000/0098/7654/L3210"} {
 		if got := ledgerPath(id); got != want {
 			t.Errorf("ledgerPath(%d) = %s, want %s", id, got, want)
 		}
+	}
+}
+
+func TestPlanLongLedgerIDs(t *testing.T) {
+	o := Sized(300)
+	o.LongLedgerIDs = true
+	p, err := buildPlan(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := map[string]bool{}
+	for _, op := range p.ops {
+		paths[op.path] = true
+	}
+	if !paths["/ledgers/idgen-long/HOB-0000000005"] {
+		t.Error("no idgen-long HOB node")
+	}
+	if p.sum.HighestLedgerID != SourceHOB<<32|0xffffffff {
+		t.Errorf("highest ledger id %d", p.sum.HighestLedgerID)
+	}
+	for _, tp := range p.sum.Topics {
+		for _, id := range tp.Ledgers {
+			if id>>32 != SourceHOB {
+				t.Fatalf("%s: ledger %d is not in HOB %d", tp.Path, id, SourceHOB)
+			}
+			if lp := ledgerPath(id); len(tp.Dropped) > 0 && id == tp.Dropped[0] && !paths[lp] {
+				t.Errorf("%s: no metadata at %s", tp.Path, lp)
+			}
+		}
+	}
+	// 21474836481 is HOB 5, low 1: nineteen digits split 3/4/4/4/4.
+	if got := ledgerPath(5<<32 | 1); got != "/ledgers/000/0000/0214/7483/L6481" {
+		t.Errorf("long path %s", got)
+	}
+	if got := ledgerPath(1); got != "/ledgers/00/0000/L0001" {
+		t.Errorf("legacy path %s", got)
 	}
 }

@@ -104,7 +104,7 @@ func TestPopulateSizedAwkward(t *testing.T) {
 	if total := persistent + ephemeral; total < 1800 || total > 2400 {
 		t.Errorf("Sized(2000) with Awkward gave %d znodes", total)
 	}
-	wantEphemeral := 2*o.Brokers + 1 + o.Tenants*o.NamespacesPerTenant + 2 // brokers, bookies, leader, bundles (+2 awkward namespaces)
+	wantEphemeral := 2*o.Brokers + 1 + o.Tenants*o.NamespacesPerTenant + 3 // brokers, bookies, leader, bundles (+3 awkward namespaces)
 	if sum.Ephemeral != wantEphemeral {
 		t.Errorf("%d ephemerals, want %d", sum.Ephemeral, wantEphemeral)
 	}
@@ -188,7 +188,7 @@ func TestPopulateSizedAwkward(t *testing.T) {
 
 	t.Run("managed ledgers decode and rewrite as summarised", func(t *testing.T) {
 		formats := map[managedledger.Format]int{}
-		moved, kept, dropped := 0, 0, 0
+		moved, kept, dropped, stale0, compacted, terminated := 0, 0, 0, 0, 0, 0
 		for _, top := range sum.Topics {
 			n := get(top.Path)
 			info, f, err := managedledger.Decode(n.data)
@@ -218,6 +218,17 @@ func TestPopulateSizedAwkward(t *testing.T) {
 			}
 			kept += len(rw.Kept)
 			dropped += len(rw.Dropped)
+			if (top.Terminated != nil) != rw.Terminated || top.Terminated != nil && *top.Terminated != rw.TerminatedFrom {
+				t.Errorf("%s: terminated %v, summary %v", top.Path, rw.TerminatedFrom, top.Terminated)
+			}
+			if top.Terminated != nil {
+				terminated++
+			}
+			for _, id := range top.Ledgers {
+				if id > sum.HighestLedgerID {
+					t.Errorf("%s: ledger %d above the summary's highest %d", top.Path, id, sum.HighestLedgerID)
+				}
+			}
 			for _, l := range top.Dropped {
 				if _, ok := byPath[ledgerPath(l)]; !ok {
 					t.Errorf("%s: dropped ledger %d has no BookKeeper metadata", top.Path, l)
@@ -232,11 +243,26 @@ func TestPopulateSizedAwkward(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", c.Path, err)
 				}
-				if cf != c.Format || ci.GetCursorsLedgerId() != c.CursorsLedgerID || c.CursorsLedgerID <= 0 {
+				if cf != c.Format || ci.GetCursorsLedgerId() != c.CursorsLedgerID || c.CursorsLedgerID == 0 || c.CursorsLedgerID < -1 {
 					t.Errorf("%s: format %v ledger %d, summary %v %d", c.Path, cf, ci.GetCursorsLedgerId(), c.Format, c.CursorsLedgerID)
 				}
-				get(ledgerPath(c.CursorsLedgerID))
-				_, crw, err := managedledger.RewriteCursor(cn.data, rw.Kept)
+				if c.CursorsLedgerID == -1 {
+					stale0++
+				} else {
+					get(ledgerPath(c.CursorsLedgerID))
+				}
+				compaction := znode.Base(c.Path) == managedledger.CompactionCursor
+				if compaction && top.CompactedLedger == 0 {
+					t.Errorf("%s: a compaction cursor on a topic without compacted ledger", c.Path)
+				}
+				_, crw, err := managedledger.RewriteCursor(cn.data, rw.Kept, managedledger.CursorOptions{Compaction: compaction})
+				if compaction && (!crw.HadCompactedLedger || crw.CompactedLedger != top.CompactedLedger) {
+					t.Errorf("%s: compacted ledger %d, summary %d", c.Path, crw.CompactedLedger, top.CompactedLedger)
+				}
+				if compaction {
+					compacted++
+					get(ledgerPath(top.CompactedLedger))
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -260,8 +286,8 @@ func TestPopulateSizedAwkward(t *testing.T) {
 		if _, f, _ := managedledger.DecodeCursor(get(sp.CompressedCursor).data); !f.Header {
 			t.Errorf("compressed cursor is %v", f)
 		}
-		if kept == 0 || dropped == 0 || moved == 0 {
-			t.Errorf("no mix: %d kept, %d dropped, %d moved", kept, dropped, moved)
+		if kept == 0 || dropped == 0 || moved == 0 || stale0 == 0 || compacted == 0 || terminated == 0 {
+			t.Errorf("no mix: %d kept, %d dropped, %d moved, %d cursors without ledger, %d compacted, %d terminated", kept, dropped, moved, stale0, compacted, terminated)
 		}
 	})
 
@@ -286,6 +312,12 @@ func TestPopulateSizedAwkward(t *testing.T) {
 			"/loadbalance/bundle-data/public/default/" + bundle, "/namespace/public/default/" + bundle,
 			"/admin/partitioned-topics/public/default/persistent/events", "/counters/producer-name", "/stream", "/pulsar", "/bookies"} {
 			get(p)
+		}
+		for _, p := range append(append([]string{}, sum.BookKeeperBound...), sum.Quotas...) {
+			get(p)
+		}
+		if len(sum.BookKeeperBound) == 0 || len(sum.Quotas) == 0 {
+			t.Errorf("summary lists %d functions/packages/stream znodes and %d quotas", len(sum.BookKeeperBound), len(sum.Quotas))
 		}
 	})
 

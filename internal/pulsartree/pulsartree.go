@@ -46,6 +46,10 @@ type Options struct {
 	// (brokers with managedLedgerInfoCompressionType set). With Awkward, those topics cycle
 	// through all codecs instead, and a dedicated tenant holds one topic per codec.
 	Compression mlpb.CompressionType
+	// LongLedgerIDs makes the source a cluster whose ledger-id generator moved to 63-bit
+	// ids: /ledgers/idgen-long/HOB-<SourceHOB> exists and every ledger id is
+	// (SourceHOB << 32) + n, its metadata under BookKeeper's long hierarchical layout.
+	LongLedgerIDs bool
 	// DigestUser and DigestPassword own the digest-ACL nodes Awkward adds; "" means
 	// DefaultDigestUser and DefaultDigestPassword.
 	DigestUser, DigestPassword string
@@ -58,6 +62,9 @@ const (
 	DefaultDigestUser     = "pulsar-admin"
 	DefaultDigestPassword = "pulsar-admin-secret"
 )
+
+// SourceHOB is the idgen-long child of a tree with Options.LongLedgerIDs.
+const SourceHOB = 5
 
 // LargeSize is the size of the large znode Awkward adds: close to ZooKeeper's default
 // jute.maxbuffer (1 MiB less one byte), which bounds a request including its path and ACL.
@@ -136,6 +143,15 @@ type Summary struct {
 	Topics []Topic
 	// Schemas are the schema locators and the BookKeeper ledgers they point into.
 	Schemas []Schema
+	// HighestLedgerID is at least every ledger id the tree names, and the highest id the
+	// source's generator may have handed out ((SourceHOB << 32) | 0xffffffff with
+	// Options.LongLedgerIDs).
+	HighestLedgerID int64
+	// BookKeeperBound are the znodes of /pulsar/functions, /pulsar/packages and /stream:
+	// DistributedLog and stream-storage metadata bound to the source's BookKeeper.
+	BookKeeperBound []string
+	// Quotas are the resource quotas under /loadbalance/resource-quota, set by admins.
+	Quotas []string
 }
 
 // Special holds the paths of the awkward cases.
@@ -173,6 +189,10 @@ type Special struct {
 	Compressed map[managedledger.Format]string
 	// CompressedCursor is a cursor written in the compressed form.
 	CompressedCursor string
+	// OneKept is a topic with exactly one offloaded ledger and its open ledger;
+	// AllOffloaded a terminated topic whose every ledger is offloaded (its highest ledger is
+	// kept); NoLedgers a topic whose ManagedLedgerInfo lists no ledger.
+	OneKept, AllOffloaded, NoLedgers string
 }
 
 // Topic is one managed ledger and what a restore must turn it into.
@@ -188,14 +208,19 @@ type Topic struct {
 	// Dropped are the others.
 	Kept    []managedledger.KeptLedger
 	Dropped []int64
-	Cursors []Cursor
+	// Terminated is the terminatedPosition, nil for a topic that is not terminated.
+	Terminated *managedledger.Position
+	// CompactedLedger is the compacted ledger its __compaction cursor names (0: none).
+	CompactedLedger int64
+	Cursors         []Cursor
 }
 
 // Cursor is one subscription's cursor znode.
 type Cursor struct {
 	Path   string
 	Format managedledger.Format
-	// CursorsLedgerID is the cursor's own BookKeeper ledger (> 0; a restore sets it to -1).
+	// CursorsLedgerID is the cursor's own BookKeeper ledger, or -1 when the broker kept its
+	// position in the znode only (a restore sets it to -1).
 	CursorsLedgerID int64
 	// MarkDelete is the position as written; Restored is where a restore must move it.
 	MarkDelete, Restored managedledger.Position

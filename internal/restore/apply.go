@@ -21,6 +21,11 @@ type ApplyStats struct {
 	// interrupted earlier attempt, or a new cluster's own).
 	Created  int64 `json:"created"`
 	Existing int64 `json:"existing"`
+	// InitReplaced counts znodes `pulsar initialize-cluster-metadata` had written that were
+	// replaced by the archive's (ClusterInitPath).
+	InitReplaced int64 `json:"initReplaced"`
+	// Floor is what setting the ledger-id floor found and did.
+	Floor FloorResult `json:"floor"`
 	// Batches are the multi requests sent, DeferredACLs the locked parents whose ACL was set
 	// after their children.
 	Batches      int64 `json:"batches"`
@@ -44,6 +49,16 @@ func checkOwner(ctx context.Context, c *zookeeper.Client, o Owner) (*Marker, int
 	return m, v, nil
 }
 
+// ApplyInput is what Apply needs besides the archive.
+type ApplyInput struct {
+	// Owner is the run the marker must name.
+	Owner Owner
+	// Floor is the plan's ledger-id floor, set before the first znode is written.
+	Floor LedgerIDFloor
+	// Creator tunes the batches; its Replace is set by Apply.
+	Creator zookeeper.CreatorOptions
+}
+
 // Apply streams an archive into the target: each record is classified and rewritten by a
 // Rewriter and, unless skipped, handed to a zookeeper Creator, which creates it parents
 // first in batched multi requests with its data, ACL and mode. Skipped records are not even
@@ -56,18 +71,27 @@ func checkOwner(ctx context.Context, c *zookeeper.Client, o Owner) (*Marker, int
 // found at its end comes after the writes. Apply is idempotent: a znode already there with
 // the same mode, data and ACL is counted as Existing, so an interrupted Apply run again
 // continues and ends with the same tree; one that differs fails the Apply, naming it.
-// Before writing it checks that the marker names owner (see Begin). progress, if set, is
-// called every few seconds.
-func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, owner Owner, opts zookeeper.CreatorOptions, progress func(Progress)) (ApplyStats, error) {
+// Before writing it checks that the marker names the owner (see Begin), then sets the
+// ledger-id floor (SetLedgerIDFloor). Cursors get the marker's StartedAt as lastActive, the
+// same in every run of the pair. Znodes that `pulsar initialize-cluster-metadata` wrote
+// (ClusterInitPath) are replaced by the archive's. progress, if set, is called every few
+// seconds.
+func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, in ApplyInput, progress func(Progress)) (ApplyStats, error) {
 	var st ApplyStats
-	if _, _, err := checkOwner(ctx, c, owner); err != nil {
+	m, _, err := checkOwner(ctx, c, in.Owner)
+	if err != nil {
+		return st, err
+	}
+	if st.Floor, err = SetLedgerIDFloor(ctx, c, in.Floor); err != nil {
 		return st, err
 	}
 	ar, err := archive.NewReader(r)
 	if err != nil {
 		return st, err
 	}
-	rw := NewRewriter(ar.Manifest().ManagedLedgerPath)
+	rw := NewRewriter(ar.Manifest().ManagedLedgerPath, m.StartedAt)
+	opts := in.Creator
+	opts.Replace = ClusterInitPath
 
 	// Three stages run ahead of the Creator: one goroutine reads lines (and keeps the
 	// stream's checks), decodeWorkers decode them in parallel, and one goroutine takes the
@@ -140,7 +164,7 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, owner Owner, o
 	}
 	st.Records, st.Skipped = records, skipped
 	cs, err := cr.Close()
-	st.Created, st.Existing, st.Batches, st.DeferredACLs = cs.Created, cs.Existing, cs.Batches, cs.DeferredACLs
+	st.Created, st.Existing, st.InitReplaced, st.Batches, st.DeferredACLs = cs.Created, cs.Existing, cs.Replaced, cs.Batches, cs.DeferredACLs
 	switch {
 	case addErr != nil:
 		return st, addErr
@@ -178,8 +202,8 @@ func Mark(ctx context.Context, c *zookeeper.Client, in MarkInput) (Marker, error
 	return *m, nil
 }
 
-// skipped0 tells whether a restore leaves path alone (SkipReason), for NextUnless.
-func skipped0(path string) bool {
+// skipped tells whether a restore leaves path alone (SkipReason), for DecodeLine.
+func skipped(path string) bool {
 	_, skip := SkipReason(path)
 	return skip
 }
@@ -213,7 +237,7 @@ func readDecoded(ctx context.Context, ar *archive.Reader) <-chan *decodedBatch {
 				b.recs = make([]znode.Record, len(b.lines))
 				b.skipped = make([]bool, len(b.lines))
 				for i, line := range b.lines {
-					rec, skip, err := archive.DecodeLine(line, b.first+int64(i), skipped0)
+					rec, skip, err := archive.DecodeLine(line, b.first+int64(i), skipped)
 					if err != nil {
 						b.err = err
 						break

@@ -70,7 +70,9 @@ func Begin(ctx context.Context, c *zookeeper.Client, in BeginInput, progress fun
 		case DecisionReplace:
 			mine.Replaced = m.previous()
 		case DecisionResume:
-			mine.Replaced, mine.ClearedAt = m.Replaced, m.ClearedAt
+			// The same pair again: what it wrote already (cursors' lastActive is StartedAt)
+			// must compare equal, so it keeps its start.
+			mine.Replaced, mine.ClearedAt, mine.StartedAt = m.Replaced, m.ClearedAt, m.StartedAt
 		}
 		if err := writeMarker(ctx, c, mine, version); err != nil {
 			return BeginResult{}, err

@@ -41,7 +41,7 @@ func BenchmarkApply(b *testing.B) {
 	b.StopTimer() // the metrics below are what counts
 	// What the apply costs besides creating: reading, verifying, decoding and rewriting.
 	start := time.Now()
-	plan, err := restore.MakePlan(ctx, openFile(b, path), nil, nil)
+	plan, err := restore.MakePlan(ctx, openFile(b, path), restore.PlanInput{RestoredAt: time.Now()}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func BenchmarkApply(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rw := restore.NewRewriter(ar.Manifest().ManagedLedgerPath)
+		rw := restore.NewRewriter(ar.Manifest().ManagedLedgerPath, time.Now())
 		for {
 			rec, err := ar.Next()
 			if err == io.EOF {
@@ -78,6 +78,7 @@ func BenchmarkApply(b *testing.B) {
 	// ensemble is a long-running JVM, so later passes measure it warmed up (make bench runs
 	// three and reports the last).
 	dst := testenv.StartZooKeeper(b)
+	restoretest.InitCluster(b, dst.Addr)
 	c := connectZK(b, dst.Addr)
 	clear := func() {
 		if _, err := restore.Clear(ctx, c, b.TempDir(), nil); err != nil {
@@ -116,7 +117,7 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(err)
 		}
 		start = time.Now()
-		st, err := restore.Apply(ctx, c, openFile(b, path), owner, zookeeper.CreatorOptions{}, nil)
+		st, err := restore.Apply(ctx, c, openFile(b, path), restore.ApplyInput{Owner: owner, Floor: plan.LedgerIDFloor}, nil)
 		d := time.Since(start)
 		if err != nil {
 			b.Fatal(err)
@@ -130,7 +131,7 @@ func BenchmarkApply(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		rw := restore.NewRewriter(ar.Manifest().ManagedLedgerPath)
+		rw := restore.NewRewriter(ar.Manifest().ManagedLedgerPath, time.Now())
 		created := 0
 		start = time.Now()
 		for created < one {

@@ -25,7 +25,16 @@ const (
 	// RefusedConflicts: the target holds znodes the restore would create, with other
 	// contents.
 	RefusedConflicts = "TargetConflict"
+	// RefusedNoBookKeeper: the target has no BookKeeper cluster metadata, where the
+	// restore must set the ledger-id floor.
+	RefusedNoBookKeeper = "BookKeeperNotInitialized"
+	// RefusedLedgerCollision: a restored topic would list a ledger id the target's
+	// BookKeeper already has.
+	RefusedLedgerCollision = "LedgerIdCollision"
 )
+
+// InitClusterCommand is the step a target without BookKeeper metadata needs first.
+const InitClusterCommand = "bin/pulsar initialize-cluster-metadata"
 
 // Refusal is the error of a restore the gate refused: the target is not one a restore may
 // write to. Nothing was written. Kind is one of the Refused* constants.
@@ -66,7 +75,12 @@ type CheckResult struct {
 //   - a broker is registered under /loadbalance/brokers (the cluster is running);
 //   - a znode at MarkerPath was not written by this tool;
 //   - a managed-ledger path holds children and there is no marker of this tool: the target
-//     is a cluster that has run, not a new one, nor one an earlier restore wrote.
+//     is a cluster that has run, not a new one, nor one an earlier restore wrote;
+//   - BookKeeper's cluster metadata is not formatted (no /ledgers/INSTANCEID). The restore
+//     sets its ledger-id floor under /ledgers, and `pulsar initialize-cluster-metadata`
+//     formats BookKeeper only while /ledgers does not exist (PulsarClusterMetadataSetup), so
+//     a floor written first would leave BookKeeper unformatted for good. The refusal names
+//     the step to run first.
 //
 // Otherwise it reports the Decision for the pair from the marker. managedLedgerPaths are
 // the target's managedLedgerPath and, when known and different, the archive's.
@@ -98,6 +112,13 @@ func Check(ctx context.Context, c *zookeeper.Client, point, version string, mana
 		res.Decision = DecisionResume
 	default:
 		res.Decision = DecisionReplace
+	}
+	if _, formatted, err := c.ReadZnode(ctx, InstanceIDPath); err != nil {
+		return CheckResult{}, fmt.Errorf("check for BookKeeper metadata: %w", err)
+	} else if !formatted {
+		return CheckResult{}, &Refusal{Kind: RefusedNoBookKeeper, Msg: fmt.Sprintf(
+			"the target has no BookKeeper cluster metadata (%s is missing): run `%s` against it first, then restore (the restore sets the ledger-id floor under %s, which must exist first)",
+			InstanceIDPath, InitClusterCommand, LedgersRoot)}
 	}
 	if m != nil {
 		return res, nil

@@ -57,27 +57,67 @@ type Plan struct {
 	// TopicsWithDataLoss are the topics with at least one dropped ledger.
 	TopicsWithDataLoss      []string `json:"topicsWithDataLoss"`
 	TopicsWithDataLossCount int64    `json:"topicsWithDataLossCount"`
-	// SchemasLost are schema locators pointing into BookKeeper ledgers, which the new
-	// cluster does not have: restored as they are, but their schema data is gone.
-	SchemasLost      []SchemaLoss `json:"schemasLost"`
-	SchemasLostCount int64        `json:"schemasLostCount"`
+	// TerminatedClamped counts terminated topics whose terminatedPosition lay beyond the
+	// last kept entry and was moved back to it.
+	TerminatedClamped int64 `json:"terminatedClamped"`
+	// LedgerIDFloor is the floor the restore sets under the new cluster's ledger ids.
+	LedgerIDFloor LedgerIDFloor `json:"ledgerIdFloor"`
+	// SchemasToRegister are the schemas (<tenant>/<ns>/<topic>) whose locators are left out:
+	// their versions lived in BookKeeper ledgers of the old cluster. A producer registers
+	// the schema again.
+	SchemasToRegister Listed `json:"schemasToRegister"`
+	// CompactionReset are the compacted topics whose compacted ledger (the __compaction
+	// cursor's CompactedTopicLedger property) was removed: compact them again.
+	CompactionReset Listed `json:"compactionReset"`
+	// StaleCursors are the cursors that had their own ledger in the old BookKeeper
+	// (cursorsLedgerId other than -1): acknowledgements newer than the znode's position lived
+	// there, so those subscriptions may get messages again.
+	StaleCursors Listed `json:"staleCursors"`
+	// BookKeeperBoundSkipped counts, per root (BookKeeperBoundRoots), the znodes of
+	// functions, packages and stream storage left out.
+	BookKeeperBoundSkipped map[string]int64 `json:"bookkeeperBoundSkipped"`
+	// LedgerCollisions are ledger ids a restored topic lists that the target's BookKeeper
+	// already has ("<topic> <id>"): the restore refuses them.
+	LedgerCollisions Listed `json:"ledgerCollisions"`
 	// Existing counts znodes the target already holds exactly as the restore would create
 	// them; Conflicts names those it holds differently (the restore refuses to overwrite).
 	// Both are only known when the plan was made against the target's contents.
 	Existing       int64    `json:"existing"`
 	Conflicts      []string `json:"conflicts"`
 	ConflictsCount int64    `json:"conflictsCount"`
+	// InitReplaced are the znodes `pulsar initialize-cluster-metadata` wrote in the target
+	// that the archive holds with other contents (ClusterInitPath): the restore replaces
+	// them with the archive's. All of them are listed.
+	InitReplaced   []string `json:"initReplaced"`
 	ListsTruncated bool     `json:"listsTruncated"`
+}
+
+// Listed is an exact count and the first names counted (at most MaxListedNames).
+type Listed struct {
+	Count int64    `json:"count"`
+	First []string `json:"first"`
+}
+
+func (l *Listed) add(name string) (truncated bool) {
+	l.Count++
+	if len(l.First) < MaxListedNames {
+		l.First = append(l.First, name)
+		return false
+	}
+	return true
 }
 
 // TopicPlan is one managed ledger's rewrite.
 type TopicPlan struct {
 	// Topic is persistent://<tenant>/<ns>/<topic>, Path its znode.
-	Topic   string        `json:"topic"`
-	Path    string        `json:"path"`
-	Format  string        `json:"format"`
-	Kept    []int64       `json:"kept"`
-	Dropped []int64       `json:"dropped"`
+	Topic   string  `json:"topic"`
+	Path    string  `json:"path"`
+	Format  string  `json:"format"`
+	Kept    []int64 `json:"kept"`
+	Dropped []int64 `json:"dropped"`
+	// Tail is the id appended after the kept ledgers for the broker's load to drop (see
+	// managedledger.RewriteLedger); absent for a managed ledger without ledgers.
+	Tail    *int64        `json:"tail,omitempty"`
 	Cursors []CursorReset `json:"cursorsReset,omitempty"`
 }
 
@@ -88,49 +128,79 @@ type CursorReset struct {
 	To     string `json:"to"`
 }
 
-// SchemaLoss is a schema whose data lived in BookKeeper.
-type SchemaLoss struct {
-	Path    string  `json:"path"`
-	Ledgers []int64 `json:"ledgers"`
-}
-
 // planner accumulates a Plan from Items.
 type planner struct {
 	p      Plan
 	mlPath string
 	topic  map[string]int // index in p.Topics of listed topics
-	target map[string]znode.Record
+	in     PlanInput
+	ids    ledgerIDs
 }
 
-func newPlanner(mlPath string, target map[string]znode.Record) *planner {
-	pl := &planner{mlPath: cleanMLPath(mlPath), topic: map[string]int{}, target: target}
+func newPlanner(mlPath string, in PlanInput) *planner {
+	pl := &planner{mlPath: cleanMLPath(mlPath), topic: map[string]int{}, in: in}
 	pl.p.CreateByTopLevel = map[string]int64{}
 	pl.p.Skipped = map[string]int64{}
 	for _, r := range SkipReasons {
 		pl.p.Skipped[r] = 0
 	}
+	pl.p.BookKeeperBoundSkipped = map[string]int64{}
+	for _, r := range BookKeeperBoundRoots {
+		pl.p.BookKeeperBoundSkipped[r] = 0
+	}
 	pl.p.PayloadFormats = map[string]int64{}
 	pl.p.Topics = []TopicPlan{}
 	pl.p.TopicsWithDataLoss = []string{}
-	pl.p.SchemasLost = []SchemaLoss{}
+	for _, l := range []*Listed{&pl.p.SchemasToRegister, &pl.p.CompactionReset, &pl.p.StaleCursors, &pl.p.LedgerCollisions} {
+		l.First = []string{}
+	}
 	pl.p.Conflicts = []string{}
+	pl.p.InitReplaced = []string{}
 	return pl
+}
+
+func (pl *planner) list(l *Listed, name string) {
+	if l.add(name) {
+		pl.p.ListsTruncated = true
+	}
+}
+
+// done finishes the plan once every record was added.
+func (pl *planner) done() Plan {
+	pl.p.LedgerIDFloor = pl.ids.floor()
+	return pl.p
 }
 
 func (pl *planner) add(it Item) {
 	p := &pl.p
 	p.Znodes++
+	pl.ids.addItem(it)
 	if it.Skip != "" {
 		p.Skipped[it.Skip]++
+		switch it.Skip {
+		case SkipBookKeeperBound:
+			for _, r := range BookKeeperBoundRoots {
+				if znode.Under(it.Record.Path, r) {
+					p.BookKeeperBoundSkipped[r]++
+				}
+			}
+		case SkipSchemaLocator:
+			if it.Kind == KindSchema && (it.SchemaErr != nil || len(it.SchemaLedgers) > 0) {
+				pl.list(&p.SchemasToRegister, strings.TrimPrefix(it.Record.Path, "/schemas/"))
+			}
+		}
 		return
 	}
 	p.Create++
 	p.CreateByTopLevel[topLevel(it.Record.Path)]++
-	if pl.target != nil {
-		if have, ok := pl.target[it.Record.Path]; ok {
-			if Same(have, it.Record) {
+	if pl.in.Target != nil {
+		if have, ok := pl.in.Target[it.Record.Path]; ok {
+			switch {
+			case Same(have, it.Record):
 				p.Existing++
-			} else {
+			case ClusterInitPath(it.Record.Path) && have.Mode == it.Record.Mode:
+				p.InitReplaced = append(p.InitReplaced, it.Record.Path)
+			default:
 				p.ConflictsCount++
 				if len(p.Conflicts) < MaxListedConflicts {
 					p.Conflicts = append(p.Conflicts, it.Record.Path)
@@ -149,6 +219,18 @@ func (pl *planner) add(it Item) {
 		p.LedgersDropped += int64(len(lr.Dropped))
 		p.TopicsCount++
 		name := pl.topicName(it.Record.Path)
+		if lr.TerminatedTo != lr.TerminatedFrom {
+			p.TerminatedClamped++
+		}
+		listed := lr.KeptIDs()
+		if lr.HasTail {
+			listed = append(listed, lr.Tail)
+		}
+		for _, id := range listed {
+			if pl.in.TargetLedgers[id] {
+				pl.list(&p.LedgerCollisions, fmt.Sprintf("%s %d", name, id))
+			}
+		}
 		if len(lr.Dropped) > 0 {
 			p.TopicsWithDataLossCount++
 			if len(p.TopicsWithDataLoss) < MaxListedNames {
@@ -163,7 +245,11 @@ func (pl *planner) add(it Item) {
 			if dropped == nil {
 				dropped = []int64{}
 			}
-			p.Topics = append(p.Topics, TopicPlan{Topic: name, Path: it.Record.Path, Format: lr.Format.String(), Kept: lr.KeptIDs(), Dropped: dropped})
+			tp := TopicPlan{Topic: name, Path: it.Record.Path, Format: lr.Format.String(), Kept: lr.KeptIDs(), Dropped: dropped}
+			if lr.HasTail {
+				tp.Tail = &lr.Tail
+			}
+			p.Topics = append(p.Topics, tp)
 		} else {
 			p.ListsTruncated = true
 		}
@@ -174,21 +260,19 @@ func (pl *planner) add(it Item) {
 		if cr.NoKeptLedger {
 			p.CursorsWithoutKeptLedger++
 		}
+		topic := pl.topicName(znode.Parent(it.Record.Path))
+		name := znode.Base(it.Record.Path)
+		if cr.Stale {
+			pl.list(&p.StaleCursors, topic+" "+name)
+		}
+		if cr.HadCompactedLedger {
+			pl.list(&p.CompactionReset, topic)
+		}
 		if cr.Moved {
 			p.CursorsReset++
 			if i, ok := pl.topic[znode.Parent(it.Record.Path)]; ok {
 				t := &p.Topics[i]
-				name := it.Record.Path[strings.LastIndexByte(it.Record.Path, '/')+1:]
 				t.Cursors = append(t.Cursors, CursorReset{Cursor: name, From: cr.From.String(), To: cr.To.String()})
-			}
-		}
-	case KindSchema:
-		if it.SchemaErr == nil && len(it.SchemaLedgers) > 0 {
-			p.SchemasLostCount++
-			if len(p.SchemasLost) < MaxListedNames {
-				p.SchemasLost = append(p.SchemasLost, SchemaLoss{Path: it.Record.Path, Ledgers: it.SchemaLedgers})
-			} else {
-				p.ListsTruncated = true
 			}
 		}
 	}
@@ -265,6 +349,8 @@ type Validation struct {
 	Manifest archive.Manifest
 	// MaxPending is the most managed ledgers the Rewriter held at once.
 	MaxPending int
+	// LedgerIDFloor is the floor the archive needs (the plan finds the same).
+	LedgerIDFloor LedgerIDFloor
 }
 
 // Validate reads a whole archive and checks everything a restore relies on, before anything
@@ -280,6 +366,7 @@ func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Valida
 	var (
 		v      Validation
 		rw     *Rewriter
+		ids    ledgerIDs
 		n      int64
 		seed   = maphash.MakeSeed()
 		seen   = map[uint64]struct{}{}
@@ -291,7 +378,7 @@ func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Valida
 		return v, err
 	}
 	v.Manifest = ar.Manifest()
-	rw = NewRewriter(v.Manifest.ManagedLedgerPath)
+	rw = NewRewriter(v.Manifest.ManagedLedgerPath, time.Now())
 	for {
 		rec, err := ar.Next()
 		if err == io.EOF {
@@ -318,30 +405,43 @@ func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Valida
 			}
 		}
 		seen[h] = struct{}{}
-		if _, err := rw.Next(rec); err != nil {
+		it, err := rw.Next(rec)
+		if err != nil {
 			return v, fmt.Errorf("%w: %w", ErrUnrestorable, err)
 		}
+		ids.addItem(it)
 		v.MaxPending = max(v.MaxPending, rw.Pending())
 	}
+	v.LedgerIDFloor = ids.floor()
 	return v, nil
 }
 
+// PlanInput is what MakePlan compares the archive with.
+type PlanInput struct {
+	// Target holds the target's znodes outside the skipped paths (ReadTarget); nil means
+	// "not looked at": Existing, Conflicts and InitReplaced stay empty.
+	Target map[string]znode.Record
+	// TargetLedgers are the ledgers the target's BookKeeper has (ReadTargetLedgers).
+	TargetLedgers map[int64]bool
+	// RestoredAt is the cursors' new lastActive (see NewRewriter).
+	RestoredAt time.Time
+}
+
 // MakePlan reads an archive (verified again as it goes) and says what a restore of it into
-// a target whose znodes outside the skipped paths are target would do. target nil means
-// "not looked at": Existing and Conflicts stay empty.
-func MakePlan(ctx context.Context, r io.Reader, target map[string]znode.Record, progress func(Progress)) (Plan, error) {
+// the target in would do.
+func MakePlan(ctx context.Context, r io.Reader, in PlanInput, progress func(Progress)) (Plan, error) {
 	ar, err := archive.NewReader(r)
 	if err != nil {
 		return Plan{}, err
 	}
 	m := ar.Manifest()
-	rw := NewRewriter(m.ManagedLedgerPath)
-	pl := newPlanner(m.ManagedLedgerPath, target)
+	rw := NewRewriter(m.ManagedLedgerPath, in.RestoredAt)
+	pl := newPlanner(m.ManagedLedgerPath, in)
 	tick := ticker{fn: progress}
 	for {
-		rec, skip, err := ar.NextUnless(skipped0)
+		rec, skip, err := ar.NextUnless(skipUndecoded)
 		if err == io.EOF {
-			return pl.p, nil
+			return pl.done(), nil
 		}
 		if err != nil {
 			return Plan{}, err

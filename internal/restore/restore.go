@@ -30,40 +30,62 @@ import (
 // DefaultManagedLedgerPath is Pulsar's default managedLedgerPath.
 const DefaultManagedLedgerPath = "/managed-ledgers"
 
-// Reasons a znode of the archive is not restored, as counted in Plan.Skipped.
+// Reasons a znode of the archive is not restored, as counted in Plan.Skipped. Each rule
+// says what a restore leaves alone in both directions: Apply does not create it and Clear
+// does not delete it, so the new cluster's own znodes there survive a new restoreVersion.
 const (
 	// SkipRoot: "/" exists in every ensemble; its data and ACL are left as the target has
 	// them.
 	SkipRoot = "root"
 	// SkipZooKeeper: /zookeeper is the server's own (archives never hold it).
 	SkipZooKeeper = "zookeeper"
-	// SkipBookKeeper: /ledgers belongs to the new cluster's BookKeeper.
+	// SkipBookKeeper: /ledgers belongs to the new cluster's BookKeeper (cookies, INSTANCEID,
+	// its ledgers); the restore only adds the ledger-id floor there (SetLedgerIDFloor).
 	SkipBookKeeper = "bookkeeper"
+	// SkipBookKeeperBound: metadata of the old BookKeeper's data kept outside /ledgers:
+	// /pulsar/functions and /pulsar/packages are DistributedLog namespaces whose logs are
+	// ledgers of the old cluster (WorkerUtils.initializeDlogNamespace,
+	// BookKeeperPackagesStorage.initializeDlogNamespace), and /stream is stream storage's
+	// cluster metadata (ZkClusterMetadataStore), whose initializer does nothing once
+	// /stream/metadata exists (ZkClusterInitializer.initializeCluster).
+	SkipBookKeeperBound = "bookkeeper-bound"
+	// SkipSchemaLocator: /schemas/<tenant>/<ns>/<topic>, a SchemaLocator naming BookKeeper
+	// ledgers that hold the schema versions (BookkeeperSchemaStorage). Restored, it fails
+	// every producer with a schema (the registry reads all versions) and deleting it deletes
+	// those ledger ids in the new cluster; absent, the registry sees no schema and the first
+	// producer registers one.
+	SkipSchemaLocator = "schema-locator"
 	// SkipLiveBrokers: /loadbalance/brokers and /loadbalance/leader, the registrations of
 	// running brokers.
 	SkipLiveBrokers = "live-brokers"
 	// SkipBundleOwnership: everything below /namespace, the bundle ownership of running
 	// brokers.
 	SkipBundleOwnership = "bundle-ownership"
-	// SkipLoadStatistics: /loadbalance/bundle-data, broker-time-average and resource-quota,
-	// load reports of the old brokers, stale in a new cluster; brokers rebuild them.
+	// SkipLoadStatistics: /loadbalance/bundle-data and broker-time-average, load reports of
+	// the old brokers, stale in a new cluster; brokers rebuild them.
+	// (/loadbalance/resource-quota is restored: it holds quotas admins set.)
 	SkipLoadStatistics = "load-statistics"
 	// SkipMarker: a restore marker in the archive (the source was itself restored).
 	SkipMarker = "restore-marker"
 )
 
 // SkipReasons lists every reason, in a stable order.
-var SkipReasons = []string{SkipRoot, SkipZooKeeper, SkipBookKeeper, SkipLiveBrokers, SkipBundleOwnership, SkipLoadStatistics, SkipMarker}
+var SkipReasons = []string{SkipRoot, SkipZooKeeper, SkipBookKeeper, SkipBookKeeperBound, SkipSchemaLocator, SkipLiveBrokers, SkipBundleOwnership, SkipLoadStatistics, SkipMarker}
+
+// BookKeeperBoundRoots are the subtrees SkipBookKeeperBound leaves out, roots included.
+var BookKeeperBoundRoots = []string{"/pulsar/functions", "/pulsar/packages", "/stream"}
 
 // skipRules maps subtree roots to their reason; the subtree root itself is skipped too.
 var skipRules = []struct{ root, reason string }{
 	{"/zookeeper", SkipZooKeeper},
-	{"/ledgers", SkipBookKeeper},
+	{LedgersRoot, SkipBookKeeper},
+	{BookKeeperBoundRoots[0], SkipBookKeeperBound},
+	{BookKeeperBoundRoots[1], SkipBookKeeperBound},
+	{BookKeeperBoundRoots[2], SkipBookKeeperBound},
 	{"/loadbalance/brokers", SkipLiveBrokers},
 	{"/loadbalance/leader", SkipLiveBrokers},
 	{"/loadbalance/bundle-data", SkipLoadStatistics},
 	{"/loadbalance/broker-time-average", SkipLoadStatistics},
-	{"/loadbalance/resource-quota", SkipLoadStatistics},
 	{MarkerPath, SkipMarker},
 }
 
@@ -81,7 +103,17 @@ func SkipReason(path string) (reason string, skip bool) {
 	if strings.HasPrefix(path, "/namespace/") {
 		return SkipBundleOwnership, true
 	}
+	if isSchema(path) {
+		return SkipSchemaLocator, true
+	}
 	return "", false
+}
+
+// skipUndecoded tells whether a record is skipped without its data being needed: every
+// skipped one but schema locators, whose ledgers the plan reports and the floor covers.
+func skipUndecoded(path string) bool {
+	reason, skip := SkipReason(path)
+	return skip && reason != SkipSchemaLocator
 }
 
 // ErrInvalidInput is wrapped by errors about the restore's input (restorePoint,

@@ -3,6 +3,7 @@ package restore
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
@@ -18,7 +19,8 @@ const (
 	KindManagedLedger
 	// KindCursor: a child of a managed ledger, payload ManagedCursorInfo.
 	KindCursor
-	// KindSchema: /schemas/<tenant>/<ns>/<topic> with data, payload SchemaLocator.
+	// KindSchema: /schemas/<tenant>/<ns>/<topic> with data, payload SchemaLocator; skipped
+	// (SkipSchemaLocator), decoded for its ledger ids.
 	KindSchema
 )
 
@@ -34,7 +36,7 @@ type Item struct {
 	Ledger *managedledger.LedgerRewrite
 	Cursor *managedledger.CursorRewrite
 	// SchemaLedgers are the BookKeeper ledgers a KindSchema locator points into; SchemaErr
-	// is set when the locator does not decode (it is restored as it is).
+	// is set when the locator does not decode.
 	SchemaLedgers []int64
 	SchemaErr     error
 }
@@ -53,10 +55,11 @@ const recentTopics = 4096
 // cursor was added during the backup's walk. A cursor whose managed ledger is in neither
 // fails: the archive is not in an order a restore can stream.
 type Rewriter struct {
-	mlPath  string
-	pending map[string]*topicState
-	ring    []ringEntry
-	ringAt  int
+	mlPath     string
+	lastActive int64
+	pending    map[string]*topicState
+	ring       []ringEntry
+	ringAt     int
 }
 
 type topicState struct {
@@ -70,9 +73,11 @@ type ringEntry struct {
 }
 
 // NewRewriter returns a Rewriter for an archive whose managed ledgers are under
-// managedLedgerPath ("" means /managed-ledgers).
-func NewRewriter(managedLedgerPath string) *Rewriter {
-	return &Rewriter{mlPath: cleanMLPath(managedLedgerPath), pending: map[string]*topicState{}}
+// managedLedgerPath ("" means /managed-ledgers). restoredAt becomes every cursor's
+// lastActive (see managedledger.RewriteCursor); a restore uses one value for all its runs,
+// so that a repeated apply writes the same bytes.
+func NewRewriter(managedLedgerPath string, restoredAt time.Time) *Rewriter {
+	return &Rewriter{mlPath: cleanMLPath(managedLedgerPath), lastActive: restoredAt.UnixMilli(), pending: map[string]*topicState{}}
 }
 
 // Next classifies and, for managed ledgers and cursors, rewrites one record. Errors name the
@@ -81,6 +86,10 @@ func (rw *Rewriter) Next(rec znode.Record) (Item, error) {
 	it := Item{Record: rec}
 	if reason, skip := SkipReason(rec.Path); skip {
 		it.Skip = reason
+		if reason == SkipSchemaLocator && len(rec.Data) > 0 {
+			it.Kind = KindSchema
+			it.SchemaLedgers, it.SchemaErr = managedledger.SchemaLedgers(rec.Data)
+		}
 		return it, nil
 	}
 	switch {
@@ -101,7 +110,8 @@ func (rw *Rewriter) Next(rec znode.Record) (Item, error) {
 		if err != nil {
 			return it, fmt.Errorf("cursor %s: %w", rec.Path, err)
 		}
-		out, cr, err := managedledger.RewriteCursor(rec.Data, kept)
+		opts := managedledger.CursorOptions{LastActive: rw.lastActive, Compaction: znode.Base(rec.Path) == managedledger.CompactionCursor}
+		out, cr, err := managedledger.RewriteCursor(rec.Data, kept, opts)
 		if err != nil {
 			return it, fmt.Errorf("cursor %s: %w", rec.Path, err)
 		}
@@ -111,9 +121,6 @@ func (rw *Rewriter) Next(rec znode.Record) (Item, error) {
 		}
 		it.Kind, it.Cursor = KindCursor, &cr
 		it.Record.Data = out
-	case isSchema(rec.Path) && len(rec.Data) > 0:
-		it.Kind = KindSchema
-		it.SchemaLedgers, it.SchemaErr = managedledger.SchemaLedgers(rec.Data)
 	}
 	return it, nil
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -84,13 +86,21 @@ func restoreOnce(t *testing.T, c *zookeeper.Client, path, point, version, run st
 	if _, err := restore.Validate(ctx, openFile(t, path), nil); err != nil {
 		t.Fatal(err)
 	}
+	ledgers, err := restore.ReadTargetLedgers(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := restore.MakePlan(ctx, openFile(t, path), restore.PlanInput{TargetLedgers: ledgers, RestoredAt: time.Now()}, nil)
+	if err != nil || plan.LedgerCollisions.Count != 0 {
+		t.Fatalf("plan: %v, collisions %v", err, plan.LedgerCollisions)
+	}
 	owner := restore.Owner{WorkflowID: "wf-" + version, RunID: run}
 	b, err := restore.Begin(ctx, c, restore.BeginInput{RestorePoint: point, RestoreVersion: version, WorkflowID: owner.WorkflowID, RunID: owner.RunID,
 		ToolVersion: "test", StartedAt: time.Now(), Archive: restore.ArchiveInfo{SHA256: "x"}, Check: chk, TempDir: t.TempDir()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := restore.Apply(ctx, c, openFile(t, path), owner, zookeeper.CreatorOptions{}, nil)
+	st, err := restore.Apply(ctx, c, openFile(t, path), restore.ApplyInput{Owner: owner, Floor: plan.LedgerIDFloor}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,32 +110,58 @@ func restoreOnce(t *testing.T, c *zookeeper.Client, path, point, version, run st
 	return b, st
 }
 
-// The domain stages against real servers, no Temporal: a round trip of the awkward tree,
-// the plan's counts against the generator's summary, apply's idempotence, the marker, and
-// a second version that clears and restores again.
+// The domain stages against real servers, no Temporal: a round trip of the awkward tree
+// with 63-bit ledger ids into a target whose cluster metadata was initialised first (the
+// supported order; the other one is refused before anything is written), the plan's counts
+// against the generator's summary, the broker-load model over the result, apply's
+// idempotence, the marker, and a second version that clears and restores again.
 func TestRestoreStagesRoundTripOnRealZooKeeper(t *testing.T) {
 	ctx := context.Background()
 	src, dst := testenv.StartZooKeeper(t), testenv.StartZooKeeper(t)
 	o := pulsartree.Sized(2000)
-	o.Awkward, o.Compression = true, mlpb.CompressionType_LZ4
+	o.Awkward, o.Compression, o.LongLedgerIDs = true, mlpb.CompressionType_LZ4, true
 	_, sum := restoretest.Populate(t, src.Addr, o)
 	path := dumpArchive(t, src.Addr, restore.DefaultManagedLedgerPath)
 	source := restoretest.ReadTree(t, src.Addr)
 	c := connectZK(t, dst.Addr)
 
-	target, err := restore.ReadTarget(ctx, c, 1000)
-	if err != nil || len(target) != 0 {
-		t.Fatalf("fresh target holds %v (%v)", target, err)
+	// Restore first: refused, naming the step to run first, with nothing written.
+	var r *restore.Refusal
+	if _, err := restore.Check(ctx, c, "s3a://bkt/a.tar.gz", "1", []string{restore.DefaultManagedLedgerPath}); !errors.As(err, &r) ||
+		r.Kind != restore.RefusedNoBookKeeper || !strings.Contains(err.Error(), restore.InitClusterCommand) {
+		t.Fatalf("restore into an ensemble without BookKeeper metadata: %v", err)
 	}
-	plan, err := restore.MakePlan(ctx, openFile(t, path), target, nil)
+	if tree := restoretest.ReadTree(t, dst.Addr); len(tree) != 0 {
+		t.Fatalf("the refused restore wrote %d znodes", len(tree))
+	}
+
+	// initialize-cluster-metadata first, then the restore.
+	restoretest.InitCluster(t, dst.Addr)
+	before := restoretest.ReadTree(t, dst.Addr)
+	target, err := restore.ReadTarget(ctx, c, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := restore.MakePlan(ctx, openFile(t, path), restore.PlanInput{Target: target, RestoredAt: time.Now()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := restoretest.Expect(sum)
 	if plan.LedgersKept != want.LedgersKept || plan.LedgersDropped != want.LedgersDropped || plan.CursorsReset != want.CursorsReset ||
-		plan.TopicsWithDataLossCount != int64(len(want.TopicsWithDataLoss)) || plan.SchemasLostCount != want.SchemasLost ||
+		plan.TopicsWithDataLossCount != int64(len(want.TopicsWithDataLoss)) || plan.SchemasToRegister.Count != want.SchemasToRegister ||
+		plan.CompactionReset.Count != want.CompactionReset || plan.StaleCursors.Count != want.StaleCursors ||
+		plan.Skipped[restore.SkipBookKeeperBound] != want.BookKeeperBound ||
 		plan.TopicsCount != int64(len(sum.Topics)) || plan.ConflictsCount != 0 {
 		t.Fatalf("plan %+v\nwant %+v", plan, want)
+	}
+	if f := plan.LedgerIDFloor; f.Highest < want.FloorAbove || f.FirstID <= want.FloorAbove || f.HOB != pulsartree.SourceHOB+1 {
+		t.Fatalf("floor %+v, the archive names ids up to %d", f, want.FloorAbove)
+	}
+	// What initialize-cluster-metadata wrote with the new cluster's values and the archive
+	// has too: the archive's replace them.
+	slices.Sort(plan.InitReplaced)
+	if !slices.Equal(plan.InitReplaced, []string{"/admin/clusters/" + pulsartree.ClusterName, "/admin/policies/public", "/admin/policies/public/default", "/bookies"}) {
+		t.Errorf("init znodes replaced: %v", plan.InitReplaced)
 	}
 	if plan.PayloadFormats["managed-ledger/lz4"] == 0 || plan.PayloadFormats["managed-ledger/zstd"] == 0 || plan.PayloadFormats["cursor/lz4"] != 1 {
 		t.Fatalf("payload formats %v", plan.PayloadFormats)
@@ -141,11 +177,12 @@ func TestRestoreStagesRoundTripOnRealZooKeeper(t *testing.T) {
 	}
 
 	_, st := restoreOnce(t, c, path, "s3a://bkt/a.tar.gz", "1", "run-1")
-	if st.Created != plan.Create || st.Existing != 0 || st.DeferredACLs == 0 {
+	if st.Created+st.Existing+st.InitReplaced != plan.Create || st.InitReplaced != int64(len(plan.InitReplaced)) || st.DeferredACLs == 0 || !st.Floor.Created {
 		t.Fatalf("apply %+v, plan creates %d", st, plan.Create)
 	}
 	restored := restoretest.ReadTree(t, dst.Addr)
-	restoretest.CheckRestored(t, source, restored, sum)
+	restoretest.CheckRestored(t, source, before, restored, sum)
+	restoretest.CheckBrokerLoad(t, restored, sum, restore.DefaultManagedLedgerPath)
 
 	m, _, _, err := restore.ReadMarker(ctx, c)
 	if err != nil || m == nil || m.State != restore.StateComplete || m.RestorePoint != "s3a://bkt/a.tar.gz" || m.RestoreVersion != "1" ||
@@ -157,13 +194,15 @@ func TestRestoreStagesRoundTripOnRealZooKeeper(t *testing.T) {
 		t.Fatalf("same pair again: %+v, %v", chk, err)
 	}
 
-	// restore.Apply again over the restored tree: every znode is found identical.
-	again, err := restore.Apply(ctx, c, openFile(t, path), restore.Owner{WorkflowID: "wf-1", RunID: "run-1"}, zookeeper.CreatorOptions{}, nil)
-	if err != nil || again.Created != 0 || again.Existing != plan.Create {
+	// restore.Apply again over the restored tree: every znode is found identical, the
+	// floor in place.
+	owner := restore.Owner{WorkflowID: "wf-1", RunID: "run-1"}
+	again, err := restore.Apply(ctx, c, openFile(t, path), restore.ApplyInput{Owner: owner, Floor: plan.LedgerIDFloor}, nil)
+	if err != nil || again.Created != 0 || again.Existing != plan.Create || again.Floor.Created || again.Floor.Present != plan.LedgerIDFloor.HOB {
 		t.Fatalf("second apply %+v, %v", again, err)
 	}
 	// Another run may not write while the marker names run-1.
-	if _, err := restore.Apply(ctx, c, openFile(t, path), restore.Owner{WorkflowID: "wf-x", RunID: "other"}, zookeeper.CreatorOptions{}, nil); !errors.Is(err, restore.ErrTargetChanged) {
+	if _, err := restore.Apply(ctx, c, openFile(t, path), restore.ApplyInput{Owner: restore.Owner{WorkflowID: "wf-x", RunID: "other"}}, nil); !errors.Is(err, restore.ErrTargetChanged) {
 		t.Fatalf("apply by a run the marker does not name: %v", err)
 	}
 
@@ -178,10 +217,49 @@ func TestRestoreStagesRoundTripOnRealZooKeeper(t *testing.T) {
 		st2.Created+st2.Existing != plan.Create || st2.Existing > 5 {
 		t.Fatalf("replace: begin %+v, apply %+v, plan creates %d", b, st2, plan.Create)
 	}
-	restoretest.CheckRestored(t, source, restoretest.ReadTree(t, dst.Addr), sum)
+	again2 := restoretest.ReadTree(t, dst.Addr)
+	restoretest.CheckRestored(t, source, before, again2, sum)
+	restoretest.CheckBrokerLoad(t, again2, sum, restore.DefaultManagedLedgerPath)
 	m, _, _, _ = restore.ReadMarker(ctx, c)
 	if m.RestoreVersion != "2" || m.Replaced == nil || m.Replaced.RestoreVersion != "1" || m.ClearedAt == nil {
 		t.Fatalf("marker after replace %+v", m)
+	}
+}
+
+// A target whose BookKeeper already has a ledger that a restored topic would list is
+// refused by the plan: the broker would open and fence it as its own.
+func TestPlanFindsLedgerCollisions(t *testing.T) {
+	ctx := context.Background()
+	src, dst := testenv.StartZooKeeper(t), testenv.StartZooKeeper(t)
+	_, sum := restoretest.Populate(t, src.Addr, pulsartree.Sized(300))
+	path := dumpArchive(t, src.Addr, restore.DefaultManagedLedgerPath)
+	restoretest.InitCluster(t, dst.Addr)
+	var kept int64
+	for _, tp := range sum.Topics {
+		if len(tp.Kept) > 0 {
+			kept = tp.Kept[0].ID
+			break
+		}
+	}
+	raw, _, err := zk.Connect([]string{dst.Addr}, 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	s := fmt.Sprintf("%010d", kept)
+	for _, p := range []string{"/ledgers/" + s[:2], "/ledgers/" + s[:2] + "/" + s[2:6], "/ledgers/" + s[:2] + "/" + s[2:6] + "/L" + s[6:]} {
+		if _, err := raw.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			t.Fatal(err)
+		}
+	}
+	c := connectZK(t, dst.Addr)
+	ledgers, err := restore.ReadTargetLedgers(ctx, c)
+	if err != nil || len(ledgers) != 1 || !ledgers[kept] {
+		t.Fatalf("target ledgers %v, %v; want %d", ledgers, err, kept)
+	}
+	plan, err := restore.MakePlan(ctx, openFile(t, path), restore.PlanInput{TargetLedgers: ledgers}, nil)
+	if err != nil || plan.LedgerCollisions.Count != 1 || !strings.HasSuffix(plan.LedgerCollisions.First[0], fmt.Sprint(" ", kept)) {
+		t.Fatalf("collisions %+v, %v", plan.LedgerCollisions, err)
 	}
 }
 
@@ -200,11 +278,17 @@ func TestCheckRefusesRunningOrUsedTargets(t *testing.T) {
 			t.Fatalf("create %s: %v", p, err)
 		}
 	}
-	if chk, err := restore.Check(ctx, c, "p", "1", []string{restore.DefaultManagedLedgerPath}); err != nil || chk.Decision != restore.DecisionFresh {
-		t.Fatalf("empty target: %+v, %v", chk, err)
+	var r *restore.Refusal
+	if _, err := restore.Check(ctx, c, "p", "1", []string{restore.DefaultManagedLedgerPath}); !errors.As(err, &r) || r.Kind != restore.RefusedNoBookKeeper {
+		t.Fatalf("empty target: %v", err)
+	}
+	// /ledgers alone is not a formatted BookKeeper.
+	mk("/ledgers", 0)
+	if _, err := restore.Check(ctx, c, "p", "1", []string{restore.DefaultManagedLedgerPath}); !errors.As(err, &r) || r.Kind != restore.RefusedNoBookKeeper {
+		t.Fatalf("unformatted /ledgers: %v", err)
 	}
 	// What a new cluster's bookies write is no reason to refuse.
-	mk("/ledgers", 0)
+	mk("/ledgers/INSTANCEID", 0)
 	mk("/ledgers/available", 0)
 	mk("/ledgers/available/10.0.0.1:3181", zk.FlagEphemeral)
 	mk("/loadbalance", 0)
@@ -215,7 +299,6 @@ func TestCheckRefusesRunningOrUsedTargets(t *testing.T) {
 	}
 
 	mk("/managed-ledgers/public", 0)
-	var r *restore.Refusal
 	_, err = restore.Check(ctx, c, "p", "1", []string{"/other-path", restore.DefaultManagedLedgerPath})
 	if !errors.As(err, &r) || r.Kind != restore.RefusedManagedLedgers || !strings.Contains(err.Error(), "/managed-ledgers/public") {
 		t.Fatalf("managed ledgers: %v", err)

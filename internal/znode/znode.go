@@ -130,6 +130,11 @@ func Parent(p string) string {
 	return p[:i]
 }
 
+// Base returns the last segment of p ("" for "/").
+func Base(p string) string {
+	return p[strings.LastIndexByte(p, '/')+1:]
+}
+
 // Join appends a child name to a parent path.
 func Join(parent, child string) string {
 	if parent == "/" {

@@ -44,6 +44,10 @@ type CreatorOptions struct {
 	// InFlight is the number of requests (batches or single creates) sent and not yet
 	// answered (default 8).
 	InFlight int
+	// Replace, if set, names persistent znodes that may already exist with other data or
+	// ACL: such a znode gets the record's data and ACL (counted as Replaced) instead of
+	// failing the Creator. A znode of another mode still fails.
+	Replace func(path string) bool
 }
 
 // CreatorStats counts what a Creator did.
@@ -52,6 +56,8 @@ type CreatorStats struct {
 	// data and ACL.
 	Created  int64
 	Existing int64
+	// Replaced counts znodes found with other contents and overwritten (CreatorOptions.Replace).
+	Replaced int64
 	// DataBytes is the data of the znodes created.
 	DataBytes int64
 	// Batches counts multi requests that committed; Singles the znodes created on their own
@@ -365,10 +371,9 @@ func (cr *Creator) recover(b *createBatch) error {
 			missing = append(missing, it)
 			continue
 		}
-		if err := cr.compare(it, f); err != nil {
+		if err := cr.settle(it, f); err != nil {
 			return err
 		}
-		cr.stats.Existing++
 	}
 	if len(missing) == 0 {
 		return nil
@@ -399,11 +404,40 @@ func (cr *Creator) recover(b *createBatch) error {
 			cr.account(&createBatch{items: []*createItem{it}, single: true})
 			continue
 		}
-		if err := cr.compare(it, f); err != nil {
+		if err := cr.settle(it, f); err != nil {
 			return err
 		}
-		cr.stats.Existing++
 	}
+	return nil
+}
+
+// settle accounts for an item found existing: identical is Existing; different is an error,
+// unless CreatorOptions.Replace names it, persistent on both sides: then its data and ACL are
+// overwritten.
+func (cr *Creator) settle(it *createItem, f existing) error {
+	err := cr.compare(it, f)
+	if err == nil {
+		cr.stats.Existing++
+		return nil
+	}
+	mode, _ := znode.ModeOf(f.stat.EphemeralOwner)
+	if cr.opts.Replace == nil || !cr.opts.Replace(it.path) || it.mode != znode.ModePersistent || mode != znode.ModePersistent {
+		return err
+	}
+	conn := cr.conn
+	if err := cr.c.retry(cr.ctx, func() error {
+		_, err := conn.Set(it.path, it.data, -1)
+		return err
+	}); err != nil {
+		return opError("replace data of", it.path, err)
+	}
+	if err := cr.c.retry(cr.ctx, func() error {
+		_, err := conn.SetACL(it.path, it.acl, -1)
+		return err
+	}); err != nil {
+		return opError("replace ACL of", it.path, err)
+	}
+	cr.stats.Replaced++
 	return nil
 }
 
