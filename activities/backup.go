@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -21,19 +22,28 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
-
-// ToolVersion is written into every manifest.
-var ToolVersion = "0.1.0"
 
 // Backup holds what the backup stages need. Credentials are not here: S3's come from the
 // AWS SDK's default chain in the worker's environment, ZooKeeper's from the config file, and
 // neither ever enters an activity's input or result.
 type Backup struct {
 	Config config.Config
+	// Staging is this worker process's own staging directory (staging.Claim), under the
+	// config's staging root; "" means the root itself.
+	Staging string
+}
+
+// stagingDir is where this process stages files.
+func stagingDir(cfg config.Config, own string) string {
+	if own != "" {
+		return own
+	}
+	return cfg.Backup.StagingRoot()
 }
 
 // TargetInfo says where this worker's backups go.
@@ -42,13 +52,15 @@ type TargetInfo struct {
 	Target    string `json:"target"`
 	BucketURL string `json:"bucketURL"`
 	Prefix    string `json:"prefix"`
+	// RetryWindow is config.RetryWindow: how long each stage retries transient faults.
+	RetryWindow time.Duration `json:"retryWindow"`
 }
 
 // Target reports the configured destination. It does no I/O; it is a (local) activity only
 // because the workflow must not read configuration itself.
 func (b *Backup) Target(ctx context.Context) (TargetInfo, error) {
 	bk := b.Config.Backup
-	return TargetInfo{Target: bk.Target(), BucketURL: strings.TrimRight(bk.Bucket, "/"), Prefix: bk.BackupPrefix}, nil
+	return TargetInfo{Target: bk.Target(), BucketURL: strings.TrimRight(bk.Bucket, "/"), Prefix: bk.BackupPrefix, RetryWindow: time.Duration(b.Config.RetryWindow)}, nil
 }
 
 // PrepareInput names the backup: its Unix milliseconds come from the workflow's clock.
@@ -89,7 +101,7 @@ func (b *Backup) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, e
 		return PrepareResult{}, classify(fmt.Errorf("zookeeper last zxid: %w", err))
 	}
 	key := fmt.Sprintf("%s-%d.tar.gz", b.Config.Backup.BackupPrefix, in.StartMillis)
-	staging := filepath.Join(b.Config.Backup.StagingRoot(), strings.TrimSuffix(key, ".tar.gz"))
+	staging := filepath.Join(stagingDir(b.Config, b.Staging), strings.TrimSuffix(key, ".tar.gz"))
 	if err := os.RemoveAll(staging); err != nil {
 		return PrepareResult{}, fmt.Errorf("clear staging dir: %w", err)
 	}
@@ -104,19 +116,13 @@ type DumpInput struct {
 	StagingDir string `json:"stagingDir"`
 }
 
-// DumpResult describes the stream file.
+// DumpResult describes the stream file: the manifest's fields the dump knows (counts,
+// stream size and SHA-256, times, the zxid after the walk and the highest seen).
 type DumpResult struct {
-	StreamPath       string    `json:"streamPath"`
-	Znodes           int64     `json:"znodes"`
-	EphemeralSkipped int64     `json:"ephemeralSkipped"`
-	Vanished         int64     `json:"vanished"`
-	DataBytes        int64     `json:"dataBytes"`
-	StreamBytes      int64     `json:"streamBytes"`
-	StreamSHA256     string    `json:"streamSha256"`
-	MaxZxid          int64     `json:"maxZxid"`
-	ZxidEnd          int64     `json:"zxidEnd"`
-	StartTime        time.Time `json:"startTime"`
-	EndTime          time.Time `json:"endTime"`
+	StreamPath string           `json:"streamPath"`
+	Manifest   archive.Manifest `json:"manifest"`
+	// AuthUnused: zookeeper.auth is set and no znode read needed it (see result.Backup).
+	AuthUnused bool `json:"authUnused,omitempty"`
 }
 
 // DumpProgress is the dump's heartbeat detail.
@@ -141,14 +147,18 @@ func (b *Backup) Dump(ctx context.Context, in DumpInput) (DumpResult, error) {
 	}
 	defer f.Close()
 	sw := archive.NewStreamWriter(f)
+	authNeeded := false
 	stats, err := zk.Walk(ctx, zookeeper.WalkOptions{
 		Root: "/",
 		Progress: func(s zookeeper.WalkStats) {
 			activity.RecordHeartbeat(ctx, DumpProgress{Znodes: s.Znodes, Bytes: s.DataBytes})
 		},
-	}, func(r znode.Record) error { return sw.Write(r) })
+	}, func(r znode.Record) error {
+		authNeeded = authNeeded || !znode.WorldReadable(r.ACL)
+		return sw.Write(r)
+	})
 	if err != nil {
-		return DumpResult{}, classify(fmt.Errorf("dump: %w", err))
+		return DumpResult{}, classify(err)
 	}
 	if err := sw.Flush(); err != nil {
 		return DumpResult{}, fmt.Errorf("write %s: %w", path, err)
@@ -160,12 +170,13 @@ func (b *Backup) Dump(ctx context.Context, in DumpInput) (DumpResult, error) {
 	if err != nil {
 		return DumpResult{}, classify(fmt.Errorf("zookeeper last zxid: %w", err))
 	}
-	return DumpResult{
-		StreamPath: path, Znodes: sw.Count(), EphemeralSkipped: stats.EphemeralSkipped,
-		Vanished: stats.Vanished, DataBytes: sw.DataBytes(), StreamBytes: sw.Bytes(),
-		StreamSHA256: sw.SHA256(), MaxZxid: stats.MaxZxid, ZxidEnd: zxidEnd,
+	m := archive.Manifest{
+		Counts:    result.Counts{Znodes: sw.Count(), EphemeralSkipped: stats.EphemeralSkipped, Vanished: stats.Vanished, DataBytes: sw.DataBytes()},
 		StartTime: started, EndTime: time.Now().UTC(),
-	}, nil
+		ZxidEnd: archive.Zxid(zxidEnd), MaxZxid: archive.Zxid(stats.MaxZxid),
+		StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
+	}
+	return DumpResult{StreamPath: path, Manifest: m, AuthUnused: b.Config.ZooKeeper.Auth != "" && !authNeeded}, nil
 }
 
 // CompressInput carries what goes into the manifest.
@@ -182,17 +193,14 @@ type CompressResult struct {
 	SHA256            string `json:"sha256"`
 }
 
-// Compress writes <staging>/<key> as tar.gz with the manifest first.
+// Compress writes <staging>/<key> as tar.gz with the manifest first. A full disk is retried
+// (space may come free); an archive that cannot be written from its stream is not.
 func (b *Backup) Compress(ctx context.Context, in CompressInput) (CompressResult, error) {
 	d := in.Dump
-	m := archive.Manifest{
-		ToolVersion: ToolVersion, Source: in.Prepare.Source,
-		ManagedLedgerPath: b.Config.Backup.ManagedLedgerPath,
-		StartTime:         d.StartTime, EndTime: d.EndTime,
-		ZxidStart: archive.Zxid(in.Prepare.ZxidStart), ZxidEnd: archive.Zxid(d.ZxidEnd), MaxZxid: archive.Zxid(d.MaxZxid),
-		Znodes: d.Znodes, EphemeralSkipped: d.EphemeralSkipped, Vanished: d.Vanished,
-		DataBytes: d.DataBytes, StreamBytes: d.StreamBytes, StreamSHA256: d.StreamSHA256,
-	}
+	m := d.Manifest
+	m.ToolVersion, m.Source = ToolVersion(), in.Prepare.Source
+	m.ManagedLedgerPath = b.Config.Backup.ManagedLedgerPath
+	m.ZxidStart = archive.Zxid(in.Prepare.ZxidStart)
 	stream, err := os.Open(d.StreamPath)
 	if err != nil {
 		return CompressResult{}, fmt.Errorf("open dump: %w", err)
@@ -209,12 +217,17 @@ func (b *Backup) Compress(ctx context.Context, in CompressInput) (CompressResult
 	progress := &progressReader{r: stream, every: 8 << 20, report: func(n int64) {
 		activity.RecordHeartbeat(ctx, DumpProgress{Bytes: n})
 	}}
-	tarSize, err := archive.WriteArchive(cw, m, progress, d.StreamBytes)
-	if err != nil {
-		return CompressResult{}, nonRetryable("ArchiveWrite", err)
+	tarSize, err := archive.WriteArchive(cw, m, progress, m.StreamBytes)
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := f.Sync(); err != nil {
-		return CompressResult{}, fmt.Errorf("sync archive: %w", err)
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return CompressResult{}, fmt.Errorf("write archive %s: the staging disk is full (backup.stagingDir %s): %w", out, b.Config.Backup.StagingRoot(), err)
+	case errors.Is(err, archive.ErrCorrupt):
+		return CompressResult{}, nonRetryable(ErrTypeCorrupt, err)
+	case err != nil:
+		return CompressResult{}, fmt.Errorf("write archive %s: %w", out, err)
 	}
 	return CompressResult{ArchivePath: out, SizeNonCompressed: tarSize, SizeCompressed: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
 }
@@ -247,7 +260,7 @@ func (b *Backup) Upload(ctx context.Context, in UploadInput) (UploadResult, erro
 		activity.RecordHeartbeat(ctx, DumpProgress{Bytes: n})
 	}}
 	if err := store.Put(ctx, in.Key, r, in.Size); err != nil {
-		return UploadResult{}, classify(fmt.Errorf("upload: %w", err))
+		return UploadResult{}, classify(err)
 	}
 	return UploadResult{URL: store.URL(in.Key)}, nil
 }

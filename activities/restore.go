@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
@@ -27,6 +29,8 @@ import (
 // worker's environment, ZooKeeper's from the config, and neither enters an input or result.
 type Restore struct {
 	Config config.Config
+	// Staging is this worker process's own staging directory, as Backup.Staging.
+	Staging string
 	// Creator tunes Apply's batches; zero values take the zookeeper package's defaults.
 	Creator zookeeper.CreatorOptions
 }
@@ -55,6 +59,8 @@ type ResolveResult struct {
 	// brokers' managedLedgerPath (backup.managedLedgerPath).
 	Target            []string `json:"target"`
 	ManagedLedgerPath string   `json:"managedLedgerPath"`
+	// RetryWindow is config.RetryWindow: how long each stage retries transient faults.
+	RetryWindow time.Duration `json:"retryWindow"`
 }
 
 // ResolveRestore resolves a bare-key restorePoint against restore.bucket (backup.bucket
@@ -69,7 +75,7 @@ func (r *Restore) ResolveRestore(ctx context.Context, in ResolveInput) (ResolveR
 	if err != nil {
 		return ResolveResult{}, nonRetryable(ErrTypeInvalidConfig, err)
 	}
-	return ResolveResult{RestorePoint: point, Target: servers, ManagedLedgerPath: r.Config.Backup.ManagedLedgerPath}, nil
+	return ResolveResult{RestorePoint: point, Target: servers, ManagedLedgerPath: r.Config.Backup.ManagedLedgerPath, RetryWindow: time.Duration(r.Config.RetryWindow)}, nil
 }
 
 // CheckInput names the pair and the managed-ledger paths to look under.
@@ -91,7 +97,41 @@ func (r *Restore) CheckTarget(ctx context.Context, in CheckInput) (restore.Check
 	if err != nil {
 		return restore.CheckResult{}, classifyRestore(err)
 	}
+	if err := refuseOpenRun(ctx, res.Marker); err != nil {
+		return restore.CheckResult{}, classifyRestore(err)
+	}
 	return res, nil
+}
+
+// refuseOpenRun refuses a target whose marker says another run is applying while that run
+// is still open in Temporal: two restores must never write one target at once. Once the run
+// is over (failed, cancelled, terminated, or forgotten), its marker may be taken over.
+func refuseOpenRun(ctx context.Context, m *restore.Marker) error {
+	if m == nil || m.State != restore.StateApplying {
+		return nil
+	}
+	we := activity.GetInfo(ctx).WorkflowExecution
+	if m.WorkflowID == we.ID && m.RunID == we.RunID {
+		return nil
+	}
+	c := activity.GetClient(ctx)
+	if c == nil {
+		return nil
+	}
+	d, err := c.DescribeWorkflowExecution(ctx, m.WorkflowID, m.RunID)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up the run the restore marker names (%s/%s): %w", m.WorkflowID, m.RunID, err)
+	}
+	if d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return nil
+	}
+	return &restore.Refusal{Kind: restore.RefusedInProgress, Msg: fmt.Sprintf(
+		"restore of %s version %s is still applying in run %s/%s; wait for it to end (or terminate it) before starting another",
+		m.RestorePoint, m.RestoreVersion, m.WorkflowID, m.RunID)}
 }
 
 // DownloadInput names the archive. ExpectSHA256, when set, is the SHA-256 an earlier
@@ -122,7 +162,7 @@ func (r *Restore) DownloadArchive(ctx context.Context, in DownloadInput) (Downlo
 	if err != nil {
 		return DownloadResult{}, classifyRestore(fmt.Errorf("open bucket: %w", err))
 	}
-	dir := filepath.Join(r.Config.Backup.StagingRoot(), "restore-"+activity.GetInfo(ctx).WorkflowExecution.RunID)
+	dir := filepath.Join(stagingDir(r.Config, r.Staging), "restore-"+activity.GetInfo(ctx).WorkflowExecution.RunID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return DownloadResult{}, fmt.Errorf("create staging dir: %w", err)
 	}
@@ -233,6 +273,7 @@ func (r *Restore) PlanRestore(ctx context.Context, in PlanInput) (restore.Plan, 
 	if err != nil {
 		return restore.Plan{}, err
 	}
+	pin.Identity = zc.Identity()
 	pin.TargetLedgers, err = restore.ReadTargetLedgers(ctx, zc)
 	if err == nil && in.CompareTarget {
 		pin.Target, err = restore.ReadTarget(ctx, zc, compareLimit)
@@ -277,13 +318,14 @@ func (r *Restore) BeginRestore(ctx context.Context, in BeginInput) (restore.Begi
 	we := activity.GetInfo(ctx).WorkflowExecution
 	hb := startHeartbeats(ctx)
 	defer hb.stop()
-	tmp := r.Config.Backup.StagingRoot()
+	tmp := filepath.Join(stagingDir(r.Config, r.Staging), "clear-"+we.RunID)
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return restore.BeginResult{}, fmt.Errorf("create staging dir: %w", err)
 	}
+	defer os.RemoveAll(tmp)
 	res, err := restore.Begin(ctx, zc, restore.BeginInput{
 		RestorePoint: in.RestorePoint, RestoreVersion: in.RestoreVersion,
-		WorkflowID: we.ID, RunID: we.RunID, ToolVersion: ToolVersion,
+		WorkflowID: we.ID, RunID: we.RunID, ToolVersion: ToolVersion(),
 		StartedAt: in.StartedAt, Archive: in.Archive, Check: in.Check, TempDir: tmp,
 	}, hb.set)
 	if err != nil {

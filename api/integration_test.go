@@ -26,6 +26,7 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/testenv"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
 )
@@ -150,7 +151,7 @@ func seedZooKeeper(t *testing.T, addr string) {
 
 type backupRun struct {
 	workflowID, runID string
-	res               workflows.BackupResult
+	res               result.Backup
 	err               error
 }
 
@@ -158,7 +159,7 @@ func runBackup(t *testing.T, tc client.Client, cfg config.Config, id string) bac
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue}, workflows.BackupWorkflowName)
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue}, result.BackupWorkflowName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,13 +194,13 @@ func checkRunEntry(b catalog.Backup, r backupRun, missing bool) error {
 		return fmt.Errorf("%s: run %s/%s, want %s/%s", b.Name, b.WorkflowID, b.RunID, r.workflowID, r.runID)
 	case b.Name != res.Name || b.URL != res.URL || !b.Time.Equal(res.Time):
 		return fmt.Errorf("entry %s %s %s, result %s %s %s", b.Name, b.URL, b.Time, res.Name, res.URL, res.Time)
-	case b.Znodes == nil || *b.Znodes != res.Znodes || *b.EphemeralSkipped != res.EphemeralSkipped || *b.DataBytes != res.DataBytes:
+	case b.Counts == nil || *b.Counts != res.Counts:
 		return fmt.Errorf("%s: counts differ from result %+v", b.Name, res)
 	case b.SizeNonCompressed == nil || *b.SizeNonCompressed != res.SizeNonCompressed || b.SizeCompressed != res.SizeCompressed:
 		return fmt.Errorf("%s: sizes differ from result %+v", b.Name, res)
 	case b.ZxidStart != res.ZxidStart || b.ZxidEnd != res.ZxidEnd || b.SHA256 != res.SHA256:
 		return fmt.Errorf("%s: zxids or checksum differ from result %+v", b.Name, res)
-	case b.Durations == nil || *b.Durations != catalog.Durations(res.Durations):
+	case b.Durations == nil || *b.Durations != res.Durations:
 		return fmt.Errorf("%s: durations %+v, result %+v", b.Name, b.Durations, res.Durations)
 	}
 	return nil
@@ -207,7 +208,7 @@ func checkRunEntry(b catalog.Backup, r backupRun, missing bool) error {
 
 // checkMetrics compares the scrape with the latest run's result, the counts of runs and
 // what the bucket holds.
-func checkMetrics(got map[string]float64, closed, failed int, latest workflows.BackupResult, bucket map[string]int64) error {
+func checkMetrics(got map[string]float64, closed, failed int, latest result.Backup, bucket map[string]int64) error {
 	var total int64
 	for _, size := range bucket {
 		total += size
@@ -271,7 +272,7 @@ backup:
 	tc := tp.Client(t)
 	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w)
-	activities.RegisterBackup(w, cfg)
+	activities.RegisterBackup(w, cfg, "")
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -395,10 +396,10 @@ backup:
 		imp, ok := byName[imported]
 		if !ok || imp.Source != catalog.FromBucket || imp.Missing || imp.Error != "" || imp.WorkflowID != "" ||
 			imp.Durations != nil || imp.URL != "s3a://"+itBucket+"/"+imported || imp.SizeCompressed != older.res.SizeCompressed ||
-			imp.Znodes == nil || *imp.Znodes != older.res.Znodes || imp.ZxidStart != older.res.ZxidStart || imp.ZxidEnd != older.res.ZxidEnd {
+			imp.Counts == nil || imp.Znodes != older.res.Znodes || imp.ZxidStart != older.res.ZxidStart || imp.ZxidEnd != older.res.ZxidEnd {
 			return fmt.Errorf("imported archive entry %+v, copied from %+v", imp, older.res)
 		}
-		if b := byName[broken]; b.Source != catalog.FromBucket || !strings.Contains(b.Error, "corrupt") || b.Znodes != nil {
+		if b := byName[broken]; b.Source != catalog.FromBucket || !strings.Contains(b.Error, "corrupt") || b.Counts != nil {
 			return fmt.Errorf("broken archive entry %+v", b)
 		}
 		return nil

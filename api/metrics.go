@@ -6,10 +6,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The seed's metric names and types are kept exactly, although three of them break
+// StreamNative's metric names and types are kept exactly, although three of them break
 // Prometheus naming conventions (backup_count and backup_failure_count are counters without
 // _total; backup_size_total and backup_execution_time_total are gauges with it): dashboards
-// and alerts written for the seed keep working.
+// and alerts written for StreamNative's tool keep working.
 var (
 	descCount = prometheus.NewDesc("backup_count",
 		"Number of BackupWorkflow runs of this bucket and prefix that have finished, successfully or not, as counted in Temporal's visibility store (runs older than the namespace's retention are no longer counted).", nil, nil)
@@ -38,8 +38,9 @@ var (
 		descTimeTotal, descTimePrepare, descTimeDump, descTimeCompression, descTimeUpload, descLastSuccess}
 )
 
-// seedMetricNames are the names the seed mandates (and the issue adds), lint or not.
-var seedMetricNames = []string{"backup_count", "backup_failure_count", "backup_size_non_compressed",
+// compatibleMetricNames are StreamNative's names (and execution_time_dump beside them),
+// kept lint or not.
+var compatibleMetricNames = []string{"backup_count", "backup_failure_count", "backup_size_non_compressed",
 	"backup_size_compressed", "backup_size_total", "backup_execution_time_total", "backup_execution_time_prepare",
 	"backup_execution_time_dump", "backup_execution_time_compression", "backup_execution_time_upload"}
 

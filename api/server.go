@@ -50,7 +50,7 @@ func newServer(snaps *snapshots, checks []check, log *slog.Logger, redact func(s
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	s := &server{snaps: snaps, checks: checks, log: log, redact: redact}
-	// OpenMetrics stays off: it would append _total to the seed's counter names.
+	// OpenMetrics stays off: it would append _total to the compatible counter names.
 	s.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.HTTPErrorOnError})
 	return s
 }

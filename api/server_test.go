@@ -20,6 +20,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
@@ -83,7 +84,7 @@ func archiveBytes(t *testing.T, znodes int, start time.Time) []byte {
 		t.Fatal(err)
 	}
 	m := archive.Manifest{Source: []string{"zk:2181"}, StartTime: start, EndTime: start.Add(time.Second),
-		ZxidStart: "0x10", ZxidEnd: "0x11", Znodes: sw.Count(), DataBytes: sw.DataBytes(),
+		ZxidStart: "0x10", ZxidEnd: "0x11", Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()},
 		StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()}
 	var out bytes.Buffer
 	if _, err := archive.WriteArchive(&out, m, &stream, m.StreamBytes); err != nil {
@@ -147,11 +148,11 @@ func (f *fixture) addRun(at time.Time, znodes int, missing bool) catalog.Backup 
 	if !missing {
 		f.put(name, data)
 	}
-	z, e, d, nc := int64(znodes), int64(1), int64(znodes), int64(len(data)*4)
+	nc := int64(len(data) * 4)
 	b := catalog.Backup{
-		Name: name, URL: f.store.URL(name), Time: at, Znodes: &z, EphemeralSkipped: &e, DataBytes: &d,
+		Name: name, URL: f.store.URL(name), Time: at, Counts: &result.Counts{Znodes: int64(znodes), EphemeralSkipped: 1, DataBytes: int64(znodes)},
 		SizeNonCompressed: &nc, SizeCompressed: int64(len(data)), ZxidStart: "0x10", ZxidEnd: "0x11",
-		Durations:  &catalog.Durations{Prepare: 0.5, Dump: float64(znodes), Compression: 0.25, Upload: 0.125, Total: float64(znodes) + 1},
+		Durations:  &result.Durations{Prepare: 0.5, Dump: float64(znodes), Compression: 0.25, Upload: 0.125, Total: float64(znodes) + 1},
 		WorkflowID: "wf-" + name, RunID: "run-" + name, Source: catalog.FromTemporal,
 	}
 	f.runs.mu.Lock()
@@ -272,7 +273,7 @@ func TestForeignArchivesAndRawJSON(t *testing.T) {
 			t.Errorf("foreign entry has %s: %v", absent, fe)
 		}
 	}
-	// The seed's field names, as the starter prints them.
+	// The result's field names, as the starter prints them.
 	for _, k := range []string{"name", "url", "time", "znodes", "sizeNonCompressed", "sizeCompressed", "zxidStart", "zxidEnd", "durations", "workflowId", "runId", "missing", "source"} {
 		if _, ok := run[k]; !ok {
 			t.Errorf("run entry lacks %s: %v", k, run)

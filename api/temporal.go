@@ -14,7 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
 // runSource is what the API needs of Temporal: the BackupWorkflow runs of one target.
@@ -41,10 +41,10 @@ type temporalRuns struct {
 	log      *slog.Logger
 
 	mu      sync.Mutex
-	results map[string]result
+	results map[string]runResult
 }
 
-type result struct {
+type runResult struct {
 	backup catalog.Backup
 	ok     bool // false: the result could not be decoded, skip the run
 }
@@ -56,7 +56,7 @@ func newTemporalRuns(c client.Client, target string, maxRuns int, log *slog.Logg
 		maxRuns:  maxRuns,
 		fetchers: 4,
 		log:      log,
-		results:  map[string]result{},
+		results:  map[string]runResult{},
 	}
 }
 
@@ -64,7 +64,7 @@ func newTemporalRuns(c client.Client, target string, maxRuns int, log *slog.Logg
 // runs carry its target, so deployments sharing a namespace never see each other's.
 func targetQuery(target string) string {
 	return fmt.Sprintf("WorkflowType = %s AND %s = %s",
-		quote(workflows.BackupWorkflowName), workflows.TargetAttribute.GetName(), quote(target))
+		quote(result.BackupWorkflowName), result.TargetAttributeName, quote(target))
 }
 
 // quote makes s a string literal of Temporal's visibility query language, which takes
@@ -83,7 +83,7 @@ const (
 func (t *temporalRuns) count(ctx context.Context, what, query string) (int64, error) {
 	resp, err := t.c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Query: query})
 	if err != nil {
-		return 0, fmt.Errorf("count %s %s runs: %w", what, workflows.BackupWorkflowName, err)
+		return 0, fmt.Errorf("count %s %s runs: %w", what, result.BackupWorkflowName, err)
 	}
 	return resp.GetCount(), nil
 }
@@ -155,7 +155,7 @@ func (t *temporalRuns) listCompleted(ctx context.Context) ([]runRef, error) {
 			NextPageToken: token,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list completed %s runs: %w", workflows.BackupWorkflowName, err)
+			return nil, fmt.Errorf("list completed %s runs: %w", result.BackupWorkflowName, err)
 		}
 		for _, e := range resp.GetExecutions() {
 			if len(refs) == t.maxRuns {
@@ -215,39 +215,37 @@ func (t *temporalRuns) fetch(ctx context.Context, r runRef) error {
 	case err != nil:
 		return fmt.Errorf("get result of workflow %s run %s: %w", r.workflowID, r.runID, err)
 	}
-	var res workflows.BackupResult
+	var res result.Backup
 	if err := json.Unmarshal(raw, &res); err != nil || res.Name == "" {
 		// Not a result this API understands (another version of the workflow?). Skipping
 		// it leaves its archive, if any, listed from the bucket.
 		t.log.Warn("skipping a BackupWorkflow result that is not a backup", "workflowId", r.workflowID, "runId", r.runID, "error", err)
-		t.store(r, result{})
+		t.store(r, runResult{})
 		return nil
 	}
-	t.store(r, result{backup: fromResult(res, r), ok: true})
+	t.store(r, runResult{backup: fromResult(res, r), ok: true})
 	return nil
 }
 
-func (t *temporalRuns) store(r runRef, res result) {
+func (t *temporalRuns) store(r runRef, res runResult) {
 	t.mu.Lock()
 	t.results[r.runID] = res
 	t.mu.Unlock()
 }
 
 // fromResult is a run's entry in the list.
-func fromResult(res workflows.BackupResult, r runRef) catalog.Backup {
+func fromResult(res result.Backup, r runRef) catalog.Backup {
 	return catalog.Backup{
 		Name:              res.Name,
 		URL:               res.URL,
 		Time:              res.Time.UTC(),
-		Znodes:            &res.Znodes,
-		EphemeralSkipped:  &res.EphemeralSkipped,
-		DataBytes:         &res.DataBytes,
+		Counts:            &res.Counts,
 		SizeNonCompressed: &res.SizeNonCompressed,
 		SizeCompressed:    res.SizeCompressed,
 		ZxidStart:         res.ZxidStart,
 		ZxidEnd:           res.ZxidEnd,
 		SHA256:            res.SHA256,
-		Durations:         (*catalog.Durations)(&res.Durations),
+		Durations:         &res.Durations,
 		WorkflowID:        r.workflowID,
 		RunID:             r.runID,
 		Source:            catalog.FromTemporal,

@@ -19,7 +19,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
 // fakeClient answers the three calls temporalRuns makes. The embedded nil Client panics on
@@ -100,10 +100,10 @@ func newFakeClient(n int) *fakeClient {
 		id := "r" + strconv.Itoa(i)
 		c.runs = append(c.runs, id)
 		at := base.Add(time.Duration(i) * time.Minute)
-		c.results[id] = workflows.BackupResult{
+		c.results[id] = result.Backup{
 			Name: "metadata-backup-" + strconv.FormatInt(at.UnixMilli(), 10) + ".tar.gz", URL: "s3a://b/x", Time: at,
-			Znodes: int64(100 + i), SizeNonCompressed: int64(1000 + i), SizeCompressed: int64(300 + i),
-			ZxidStart: "0x1", ZxidEnd: "0x2", Durations: workflows.Durations{Dump: float64(i), Total: float64(i) + 1},
+			Counts: result.Counts{Znodes: int64(100 + i)}, SizeNonCompressed: int64(1000 + i), SizeCompressed: int64(300 + i),
+			ZxidStart: "0x1", ZxidEnd: "0x2", Durations: result.Durations{Dump: float64(i), Total: float64(i) + 1},
 		}
 	}
 	return c
@@ -121,8 +121,8 @@ func TestCompletedPagesAndFetchesEachResultOnce(t *testing.T) {
 	var ids []string
 	for _, b := range got {
 		ids = append(ids, b.RunID)
-		res := c.results[b.RunID].(workflows.BackupResult)
-		if b.Name != res.Name || *b.Znodes != res.Znodes || *b.SizeNonCompressed != res.SizeNonCompressed ||
+		res := c.results[b.RunID].(result.Backup)
+		if b.Name != res.Name || b.Znodes != res.Znodes || *b.SizeNonCompressed != res.SizeNonCompressed ||
 			b.Durations.Dump != res.Durations.Dump || b.WorkflowID != "wf-"+b.RunID || !b.Time.Equal(res.Time) {
 			t.Errorf("entry %+v from result %+v", b, res)
 		}
@@ -146,7 +146,7 @@ func TestCompletedPagesAndFetchesEachResultOnce(t *testing.T) {
 	c.runs = append([]string{"r8", "r7"}, c.runs...)
 	base := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 	for i, id := range []string{"r7", "r8"} {
-		c.results[id] = workflows.BackupResult{Name: "metadata-backup-" + strconv.Itoa(i) + ".tar.gz", Time: base.Add(time.Duration(i) * time.Minute)}
+		c.results[id] = result.Backup{Name: "metadata-backup-" + strconv.Itoa(i) + ".tar.gz", Time: base.Add(time.Duration(i) * time.Minute)}
 	}
 	c.results["r8"] = serviceerror.NewNotFound("workflow execution not found")
 	c.mu.Unlock()
@@ -198,7 +198,7 @@ func TestCompletedSkipsForeignResultsAndFailsOnErrors(t *testing.T) {
 	// What was fetched before the error is kept.
 	c.mu.Lock()
 	delete(c.results, "r0")
-	c.results["r0"] = workflows.BackupResult{Name: "n.tar.gz"}
+	c.results["r0"] = result.Backup{Name: "n.tar.gz"}
 	c.mu.Unlock()
 	if got, err := tr.Completed(t.Context()); err != nil || len(got) != 3 {
 		t.Fatalf("after recovery: %d, %v", len(got), err)

@@ -19,6 +19,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/temporalclient"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
 )
@@ -68,14 +69,14 @@ func run(args []string, stdout io.Writer) error {
 
 func backup(ctx context.Context, c client.Client, cfg config.Config, stdout io.Writer) error {
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       fmt.Sprintf("%s-manual-%d", workflows.ScheduleID, time.Now().UnixMilli()),
+		ID:                       fmt.Sprintf("%s-manual-%d", result.ScheduleID(cfg.Temporal.TaskQueue), time.Now().UnixMilli()),
 		TaskQueue:                cfg.Temporal.TaskQueue,
 		WorkflowExecutionTimeout: 6 * time.Hour,
-	}, workflows.BackupWorkflowName)
+	}, result.BackupWorkflowName)
 	if err != nil {
-		return fmt.Errorf("start %s: %w", workflows.BackupWorkflowName, err)
+		return fmt.Errorf("start %s: %w", result.BackupWorkflowName, err)
 	}
-	var res workflows.BackupResult
+	var res result.Backup
 	if err := run.Get(ctx, &res); err != nil {
 		return fmt.Errorf("backup %s failed: %s", run.GetID(), workflows.Cause(err))
 	}

@@ -51,6 +51,20 @@ func startStack(t *testing.T) *stack {
 // in-process until the test ends. edit may break the config on purpose.
 func (s *stack) config(t *testing.T, edit func(*config.Config)) string {
 	t.Helper()
+	path, cfg := s.writeConfig(t, edit)
+	w := worker.New(s.tp.Client(t), cfg.Temporal.TaskQueue, worker.Options{EnableSessionWorker: true})
+	workflows.Register(w)
+	activities.RegisterBackup(w, cfg, "")
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return path
+}
+
+// writeConfig writes a config for this stack with its own task queue, and runs no worker.
+func (s *stack) writeConfig(t *testing.T, edit func(*config.Config)) (string, config.Config) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.ZooKeeper.Servers = s.zk.Addr
 	cfg.ZooKeeper.Auth = "digest:" + pulsartree.DefaultDigestUser + ":" + pulsartree.DefaultDigestPassword
@@ -72,14 +86,7 @@ func (s *stack) config(t *testing.T, edit func(*config.Config)) string {
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := worker.New(s.tp.Client(t), cfg.Temporal.TaskQueue, worker.Options{EnableSessionWorker: true})
-	workflows.Register(w)
-	activities.RegisterBackup(w, cfg)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	return path
+	return path, cfg
 }
 
 func TestBackupCommandPrintsResultAndArchiveHoldsEveryZnode(t *testing.T) {
@@ -117,6 +124,9 @@ func TestBackupCommandPrintsResultAndArchiveHoldsEveryZnode(t *testing.T) {
 		t.Fatalf("name %q does not carry the start time %v in unix millis", res.Name, res.Time)
 	}
 	// The root is in the backup too (its data and ACL), besides what the generator made.
+	if res.AuthUnused {
+		t.Error("authUnused with digest-protected znodes read")
+	}
 	if res.Znodes != int64(sum.Persistent)+1 || res.EphemeralSkipped != int64(sum.Ephemeral) {
 		t.Fatalf("znodes %d ephemeralSkipped %d, generator made %d persistent and %d ephemeral", res.Znodes, res.EphemeralSkipped, sum.Persistent, sum.Ephemeral)
 	}
@@ -233,6 +243,21 @@ func assertNoSecretsInHistory(t *testing.T, s *stack, secrets ...string) {
 	}
 }
 
+// getObject reads an object of the test bucket.
+func (s *stack) getObject(t *testing.T, key string) []byte {
+	t.Helper()
+	obj, err := s.minio.S3Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("backups"), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer obj.Body.Close()
+	b, err := io.ReadAll(obj.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func assertStagingEmpty(t *testing.T, cfgPath string) {
 	t.Helper()
 	cfg, err := config.Load(cfgPath)
@@ -259,7 +284,11 @@ func TestBackupCommandFailuresNameTheCause(t *testing.T) {
 		{"wrong digest password", func(c *config.Config) {
 			c.ZooKeeper.Auth = "digest:" + pulsartree.DefaultDigestUser + ":wrong-password"
 		}, "not authorized"},
-		{"unreachable zookeeper", func(c *config.Config) { c.ZooKeeper.Servers = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)) }, "127.0.0.1"},
+		// Unreachable may be an outage: retried for the retry window, then it fails naming it.
+		{"unreachable zookeeper", func(c *config.Config) {
+			c.ZooKeeper.Servers = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+			c.RetryWindow = config.Duration(15 * time.Second)
+		}, "127.0.0.1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,6 +299,7 @@ func TestBackupCommandFailuresNameTheCause(t *testing.T) {
 				t.Fatal("backup succeeded")
 			}
 			msg := err.Error()
+			t.Logf("%s", msg)
 			if !strings.Contains(msg, tc.want) || strings.Contains(msg, "\n") || strings.Contains(msg, "wrong-password") || strings.Contains(msg, s.minio.SecretKey) {
 				t.Fatalf("error %q: want one line containing %q and no secrets", msg, tc.want)
 			}
@@ -283,5 +313,29 @@ func TestBackupCommandFailuresNameTheCause(t *testing.T) {
 	list, err := s.minio.S3Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("backups")})
 	if err != nil || len(list.Contents) != 0 {
 		t.Fatalf("bucket holds %d objects after failed backups (%v)", len(list.Contents), err)
+	}
+}
+
+// ZooKeeper accepts any digest at login, so a wrong password goes unnoticed while nothing
+// read needs it: the result says the credentials were not proven.
+func TestBackupSaysWhenAuthWasNeverUsed(t *testing.T) {
+	s := startStack(t)
+	restoretest.Populate(t, s.zk.Addr, pulsartree.Options{Tenants: 1, NamespacesPerTenant: 1, TopicsPerNamespace: 2})
+	cfgPath := s.config(t, func(c *config.Config) {
+		c.ZooKeeper.Auth = "digest:" + pulsartree.DefaultDigestUser + ":wrong-password"
+	})
+	var out bytes.Buffer
+	if err := run([]string{"--config", cfgPath, "backup"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.BackupResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil || !res.AuthUnused || !strings.Contains(out.String(), `"authUnused":true`) {
+		t.Fatalf("result %s (%v): want authUnused", out.String(), err)
+	}
+	// Without auth configured there is nothing to prove.
+	cfgPath = s.config(t, func(c *config.Config) { c.ZooKeeper.Auth, c.Temporal.TaskQueue = "", c.Temporal.TaskQueue+"-noauth" })
+	out.Reset()
+	if err := run([]string{"--config", cfgPath, "backup"}, &out); err != nil || strings.Contains(out.String(), "authUnused") {
+		t.Fatalf("without auth: %s, %v", out.String(), err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/launch"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
 )
@@ -37,7 +38,7 @@ func restoreCmd(ctx context.Context, c client.Client, cfg config.Config, args []
 	if err := restore.CheckVersion(*version); err != nil {
 		return err
 	}
-	rep, err := workflows.RunRestore(ctx, c, cfg.Temporal.TaskQueue, workflows.RestoreInput{
+	rep, err := launch.RunRestore(ctx, c, cfg.Temporal.TaskQueue, workflows.RestoreInput{
 		RestorePoint: resolved, RestoreVersion: *version, DryRun: *dryRun,
 	})
 	if err != nil {

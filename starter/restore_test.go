@@ -25,6 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/go-zookeeper/zk"
 	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -34,10 +35,12 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/launch"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger/mlpb"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsartree"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore/restoretest"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/testenv"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
@@ -73,20 +76,6 @@ func newRestoreFixture(t *testing.T) *restoreFixture {
 	return f
 }
 
-func (f *restoreFixture) getObject(t *testing.T, key string) []byte {
-	t.Helper()
-	obj, err := f.minio.S3Client().GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String("backups"), Key: aws.String(key)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer obj.Body.Close()
-	b, err := io.ReadAll(obj.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func (f *restoreFixture) putObject(t *testing.T, key string, body []byte) string {
 	t.Helper()
 	_, err := f.minio.S3Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String("backups"), Key: aws.String(key), Body: bytes.NewReader(body)})
@@ -114,6 +103,18 @@ func (f *restoreFixture) newTarget(t *testing.T, name string, proxy func(addr st
 	tg := f.newBareTarget(t, name, proxy, creator...)
 	tg.initCluster(t)
 	return tg
+}
+
+// newSlowTarget is a target whose ZooKeeper the worker reaches over a link with latency on
+// every reply, with small batches, so that an apply takes long enough to be caught midway.
+func (f *restoreFixture) newSlowTarget(t *testing.T, name string, latency time.Duration) (*target, *slowLink) {
+	t.Helper()
+	var px *slowLink
+	tg := f.newTarget(t, name, func(addr string) string {
+		px = startSlowLink(t, addr, latency)
+		return px.addr
+	}, zookeeper.CreatorOptions{BatchOps: 20, InFlight: 2})
+	return tg, px
 }
 
 // initCluster runs what `pulsar initialize-cluster-metadata` writes and takes the snapshot
@@ -163,11 +164,11 @@ func (f *restoreFixture) startWorker(t *testing.T, cfg config.Config, creator ..
 	t.Helper()
 	w := worker.New(f.tp.Client(t), cfg.Temporal.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w)
-	activities.RegisterBackup(w, cfg)
+	activities.RegisterBackup(w, cfg, "")
 	if len(creator) > 0 {
 		w.RegisterActivity(&activities.Restore{Config: cfg, Creator: creator[0]})
 	} else {
-		activities.RegisterRestore(w, cfg)
+		activities.RegisterRestore(w, cfg, "")
 	}
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
@@ -294,7 +295,7 @@ func TestRestore(t *testing.T) {
 		// The real restore, started with the Temporal CLI and an ID of the caller's choosing.
 		input := fmt.Sprintf(`{"restorePoint":%q,"restoreVersion":"1"}`, point)
 		cmd := exec.Command(filepath.Join(testenv.RepoRoot(), "bin", "temporal"), "workflow", "start",
-			"--type", workflows.RestoreWorkflowName, "--task-queue", tg.cfg.Temporal.TaskQueue,
+			"--type", result.RestoreWorkflowName, "--task-queue", tg.cfg.Temporal.TaskQueue,
 			"--workflow-id", "operator-restore-1", "--input", input, "--address", f.tp.HostPort, "--namespace", "default")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("temporal workflow start: %v\n%s", err, out)
@@ -341,7 +342,7 @@ func TestRestore(t *testing.T) {
 		}
 		// What a restarted worker with restore.enable does finds the run and starts nothing.
 		c := f.tp.Client(t)
-		run, already, err := workflows.StartRestore(context.Background(), c, tg.cfg.Temporal.TaskQueue, in)
+		run, already, err := launch.StartRestore(context.Background(), c, tg.cfg.Temporal.TaskQueue, in)
 		if err != nil || !already || run.GetID() != id {
 			t.Fatalf("worker restart: already %v, id %v, %v", already, run, err)
 		}
@@ -508,17 +509,44 @@ func TestRestore(t *testing.T) {
 		assertStagingEmpty(t, tg.cfgPath)
 	})
 
+	t.Run("a second restore is refused while the first is applying, then replaces it", func(t *testing.T) {
+		tg, px := f.newSlowTarget(t, "race", 500*time.Millisecond)
+		c := f.tp.Client(t)
+		first, _, err := launch.StartRestore(context.Background(), c, tg.cfg.Temporal.TaskQueue, workflows.RestoreInput{RestorePoint: point, RestoreVersion: "race-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Minute)
+		for applyProgress(t, c, first.GetID()).Records == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the first restore never reached apply")
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+		_, _, err = tg.restoreCLI(t, "--restore-point", point, "--restore-version", "race-2")
+		if err == nil || !strings.Contains(err.Error(), "check: restore refused: restore of "+point+" version race-1 is still applying in run "+first.GetID()+"/"+first.GetRunID()) {
+			t.Fatalf("second restore while the first applies: %v", err)
+		}
+		px.latency.Store(0)
+		var rep workflows.RestoreReport
+		if err := first.Get(context.Background(), &rep); err != nil {
+			t.Fatalf("the first restore: %s", workflows.Cause(err))
+		}
+		// Once it is over, a new version replaces it.
+		rep, _, err = tg.restoreCLI(t, "--restore-point", point, "--restore-version", "race-2")
+		if err != nil || rep.Replaced == nil || rep.Replaced.RestoreVersion != "race-1" {
+			t.Fatalf("second restore after the first ended: %+v, %v", rep, err)
+		}
+		f.checkRestored(t, tg)
+	})
+
 	t.Run("apply killed midway and retried ends with the same tree", func(t *testing.T) {
 		// Small batches and a slow link, so that the worker stops with most of the tree
 		// still to write (a Creator's requests in flight finish after it stops).
-		var px *slowLink
-		tg := f.newTarget(t, "crash", func(addr string) string {
-			px = startSlowLink(t, addr, 800*time.Millisecond)
-			return px.addr
-		}, zookeeper.CreatorOptions{BatchOps: 20, InFlight: 2})
+		tg, px := f.newSlowTarget(t, "crash", 800*time.Millisecond)
 		c := f.tp.Client(t)
 		in := workflows.RestoreInput{RestorePoint: point, RestoreVersion: "crash"}
-		run, _, err := workflows.StartRestore(context.Background(), c, tg.cfg.Temporal.TaskQueue, in)
+		run, _, err := launch.StartRestore(context.Background(), c, tg.cfg.Temporal.TaskQueue, in)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -596,17 +624,27 @@ func applyProgress(t *testing.T, c client.Client, id string) restore.Progress {
 func scheduled(t *testing.T, c client.Client, id string) map[string]int {
 	t.Helper()
 	n := map[string]int{}
+	for _, ev := range history(t, c, id) {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			n[a.GetActivityType().GetName()]++
+		}
+	}
+	return n
+}
+
+// history is a run's whole history.
+func history(t *testing.T, c client.Client, id string) []*historypb.HistoryEvent {
+	t.Helper()
+	var out []*historypb.HistoryEvent
 	it := c.GetWorkflowHistory(context.Background(), id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
-			n[a.GetActivityType().GetName()]++
-		}
+		out = append(out, ev)
 	}
-	return n
+	return out
 }
 
 // countRuns counts the runs of a workflow ID (visibility lags a little behind).
@@ -693,7 +731,7 @@ func archiveOf(t *testing.T, paths ...string) []byte {
 		t.Fatal(err)
 	}
 	m := archive.Manifest{ToolVersion: "x", ManagedLedgerPath: "/managed-ledgers", StartTime: time.Now().UTC(), EndTime: time.Now().UTC(),
-		Znodes: sw.Count(), DataBytes: sw.DataBytes(), StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()}
+		Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()}
 	var out bytes.Buffer
 	if _, err := archive.WriteArchive(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
-// Command worker runs the Temporal worker: it registers the workflows and activities, keeps
-// the backup Schedule in line with backup.enable, and starts a restore when restore.enable
-// is set.
+// Command worker runs the Temporal worker: it removes what dead workers left in the staging
+// root, registers the workflows and activities, keeps its deployment's backup Schedule in
+// line with backup.enable, and starts a restore when restore.enable is set.
 package main
 
 import (
@@ -18,6 +18,9 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/launch"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/staging"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/temporalclient"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
 )
@@ -52,22 +55,39 @@ func run(configPath string, logger *slog.Logger) error {
 		return err
 	}
 
+	// Files a killed worker left between activities are of no use to anyone: its sessions
+	// died with it, and their runs start over on new sessions.
+	root := cfg.Backup.StagingRoot()
+	swept, err := staging.Sweep(root)
+	if err != nil {
+		return err
+	}
+	if len(swept.Dirs) > 0 {
+		logger.Info("removed what stopped workers left in the staging root", "dirs", len(swept.Dirs), "bytes", swept.Bytes, "root", root)
+	}
+	own, err := staging.Claim(root)
+	if err != nil {
+		return err
+	}
+	defer own.Release()
+
 	w := worker.New(c, cfg.Temporal.TaskQueue, worker.Options{EnableSessionWorker: true})
 	workflows.Register(w)
-	activities.RegisterBackup(w, cfg)
-	activities.RegisterRestore(w, cfg)
+	activities.RegisterBackup(w, cfg, own.Path)
+	activities.RegisterRestore(w, cfg, own.Path)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.Temporal.TaskQueue, err)
 	}
 	defer w.Stop()
 
 	interval := time.Duration(cfg.Backup.BackupInterval) * time.Second
-	state, err := workflows.SyncSchedule(ctx, c, cfg.Temporal.TaskQueue, cfg.Backup.Enable, interval)
+	deployment := launch.Deployment{TaskQueue: cfg.Temporal.TaskQueue, Target: cfg.Backup.Target()}
+	state, err := launch.SyncSchedule(ctx, c, deployment, cfg.Backup.Enable, interval)
 	if err != nil {
 		return err
 	}
 	logger.Info("worker started", "taskQueue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace,
-		"schedule", workflows.ScheduleID, "scheduleState", state, "backupInterval", interval.String(),
+		"schedule", result.ScheduleID(cfg.Temporal.TaskQueue), "scheduleState", state, "backupInterval", interval.String(),
 		"bucket", cfg.Backup.Bucket, "zookeeper", cfg.ZooKeeper.Servers)
 	if cfg.Restore.Enable {
 		if err := startRestore(ctx, c, cfg, logger); err != nil {

@@ -7,6 +7,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/launch"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
 )
@@ -22,7 +23,7 @@ func startRestore(ctx context.Context, c client.Client, cfg config.Config, logge
 		return err
 	}
 	in := workflows.RestoreInput{RestorePoint: point, RestoreVersion: cfg.Restore.RestoreVersion}
-	run, already, err := workflows.StartRestore(ctx, c, cfg.Temporal.TaskQueue, in)
+	run, already, err := launch.StartRestore(ctx, c, cfg.Temporal.TaskQueue, in)
 	if err != nil {
 		return err
 	}

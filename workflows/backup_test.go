@@ -7,18 +7,21 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
-	env.RegisterWorkflowWithOptions(BackupWorkflow, workflowRegisterOptions(BackupWorkflowName))
+	env.RegisterWorkflowWithOptions(BackupWorkflow, workflowRegisterOptions(result.BackupWorkflowName))
 	env.RegisterActivity(&activities.Backup{})
 	env.SetStartTime(time.UnixMilli(1700000000000))
 	t.Cleanup(func() { env.AssertExpectations(t) })
@@ -35,14 +38,15 @@ func TestBackupChainsStagesAndReportsExactResult(t *testing.T) {
 	env.OnActivity(a.Target, mock.Anything).Return(activities.TargetInfo{Target: "s3a://b/metadata-backup"}, nil)
 	env.OnUpsertTypedSearchAttributes(temporal.NewSearchAttributes(TargetAttribute.ValueSet("s3a://b/metadata-backup"))).Return(nil).Once()
 	env.OnActivity(a.Prepare, mock.Anything, activities.PrepareInput{StartMillis: 1700000000000}).After(time.Second).Return(prep, nil).Once()
-	dump := activities.DumpResult{StreamPath: "/tmp/stage/x/znodes.jsonl", Znodes: 20102, EphemeralSkipped: 1, DataBytes: 99, StreamBytes: 555, StreamSHA256: "ab", ZxidEnd: 0x1a2f}
+	dump := activities.DumpResult{StreamPath: "/tmp/stage/x/znodes.jsonl", AuthUnused: true, Manifest: archive.Manifest{
+		Counts: result.Counts{Znodes: 20102, EphemeralSkipped: 1, DataBytes: 99}, StreamBytes: 555, StreamSHA256: "ab", ZxidEnd: "0x1a2f"}}
 	env.OnActivity(a.Dump, mock.Anything, activities.DumpInput{StagingDir: prep.StagingDir}).After(5*time.Second).Return(dump, nil).Once()
 	comp := activities.CompressResult{ArchivePath: "/tmp/stage/x/a.tar.gz", SizeNonCompressed: 123456, SizeCompressed: 34567, SHA256: "cd"}
 	env.OnActivity(a.Compress, mock.Anything, activities.CompressInput{Prepare: prep, Dump: dump}).After(2*time.Second).Return(comp, nil).Once()
 	env.OnActivity(a.Upload, mock.Anything, activities.UploadInput{ArchivePath: comp.ArchivePath, Key: prep.Key, Size: 34567}).After(3*time.Second).Return(activities.UploadResult{URL: prep.URL}, nil).Once()
 	env.OnActivity(a.Cleanup, mock.Anything, prep.StagingDir).Return(nil).Once()
 
-	env.ExecuteWorkflow(BackupWorkflowName)
+	env.ExecuteWorkflow(result.BackupWorkflowName)
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +56,7 @@ func TestBackupChainsStagesAndReportsExactResult(t *testing.T) {
 	}
 	if res.URL != prep.URL || res.Name != prep.Key || res.Znodes != 20102 || res.EphemeralSkipped != 1 ||
 		res.SizeNonCompressed != 123456 || res.SizeCompressed != 34567 || res.ZxidStart != "0x1a2b" ||
-		res.ZxidEnd != "0x1a2f" || res.SHA256 != "cd" || res.Target != "s3a://b/metadata-backup" ||
+		res.ZxidEnd != "0x1a2f" || res.SHA256 != "cd" || res.Target != "s3a://b/metadata-backup" || !res.AuthUnused ||
 		!res.Time.Equal(time.UnixMilli(1700000000000)) {
 		t.Fatalf("result %+v", res)
 	}
@@ -71,15 +75,15 @@ func TestBackupFailedStageStopsChainAndStillCleansUp(t *testing.T) {
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
 	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(prep, nil)
 	env.OnActivity(a.Dump, mock.Anything, mock.Anything).Return(activities.DumpResult{},
-		temporal.NewNonRetryableApplicationError("dump: read /x: not authorized (set zookeeper.auth)", activities.ErrTypeZooKeeperAuth, nil)).Once()
+		temporal.NewNonRetryableApplicationError("read /x: not authorized (set zookeeper.auth)", activities.ErrTypeZooKeeperAuth, nil)).Once()
 	env.OnActivity(a.Cleanup, mock.Anything, prep.StagingDir).Return(nil).Once()
 
-	env.ExecuteWorkflow(BackupWorkflowName)
+	env.ExecuteWorkflow(result.BackupWorkflowName)
 	err := env.GetWorkflowError()
 	if err == nil {
 		t.Fatal("workflow succeeded")
 	}
-	if got := Cause(err); got != "dump: dump: read /x: not authorized (set zookeeper.auth)" {
+	if got := Cause(err); got != "dump: read /x: not authorized (set zookeeper.auth)" {
 		t.Fatalf("cause %q", got)
 	}
 	var app *temporal.ApplicationError
@@ -94,11 +98,11 @@ func TestBackupRetriesTransientDumpFailure(t *testing.T) {
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
 	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(prep, nil)
 	env.OnActivity(a.Dump, mock.Anything, mock.Anything).Return(activities.DumpResult{}, errors.New("zookeeper session expired")).Twice()
-	env.OnActivity(a.Dump, mock.Anything, mock.Anything).Return(activities.DumpResult{Znodes: 3}, nil).Once()
+	env.OnActivity(a.Dump, mock.Anything, mock.Anything).Return(activities.DumpResult{Manifest: archive.Manifest{Counts: result.Counts{Znodes: 3}}}, nil).Once()
 	env.OnActivity(a.Compress, mock.Anything, mock.Anything).Return(activities.CompressResult{}, nil)
 	env.OnActivity(a.Upload, mock.Anything, mock.Anything).Return(activities.UploadResult{URL: "u"}, nil)
 	env.OnActivity(a.Cleanup, mock.Anything, mock.Anything).Return(nil).Once()
-	env.ExecuteWorkflow(BackupWorkflowName)
+	env.ExecuteWorkflow(result.BackupWorkflowName)
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
@@ -110,9 +114,65 @@ func TestBackupPrepareFailureNamesCause(t *testing.T) {
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
 	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(activities.PrepareResult{},
 		temporal.NewNonRetryableApplicationError("check bucket: put s3a://nope/x: bucket does not exist", activities.ErrTypeBucketNotFound, nil)).Once()
-	env.ExecuteWorkflow(BackupWorkflowName)
+	env.ExecuteWorkflow(result.BackupWorkflowName)
 	err := env.GetWorkflowError()
 	if err == nil || !strings.HasPrefix(Cause(err), "prepare: check bucket") || strings.Contains(Cause(err), "\n") {
 		t.Fatalf("err %v, cause %q", err, Cause(err))
+	}
+}
+
+// The session's worker is lost during the dump (the session fails and cancels it): the
+// backup starts over on a new session, preparing again with the same object key, and
+// succeeds there.
+func TestBackupStartsOverOnANewSessionWhenTheWorkerIsLost(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.Target, mock.Anything).Return(activities.TargetInfo{Target: "s3a://b/p"}, nil)
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.OnActivity(a.Prepare, mock.Anything, activities.PrepareInput{StartMillis: 1700000000000}).Return(prep, nil).Twice()
+	lost := temporal.NewCanceledError()
+	env.OnActivity(a.Dump, mock.Anything, mock.Anything).After(8*time.Second).Return(activities.DumpResult{}, lost).Once()
+	env.OnActivity(a.Dump, mock.Anything, mock.Anything).After(4*time.Second).Return(activities.DumpResult{Manifest: archive.Manifest{Counts: result.Counts{Znodes: 3}}}, nil).Once()
+	env.OnActivity(a.Compress, mock.Anything, mock.Anything).Return(activities.CompressResult{}, nil).Once()
+	env.OnActivity(a.Upload, mock.Anything, mock.Anything).Return(activities.UploadResult{URL: prep.URL}, nil).Once()
+	env.OnActivity(a.Cleanup, mock.Anything, prep.StagingDir).Return(nil).Twice()
+	env.ExecuteWorkflow(result.BackupWorkflowName)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res BackupResult
+	if err := env.GetWorkflowResult(&res); err != nil || res.Name != prep.Key || res.Znodes != 3 || !near(res.Durations.Dump, 12) {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+}
+
+// Lost on every session, it gives up after maxBackupSessions, saying the worker was lost.
+func TestBackupGivesUpAfterLosingEverySession(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.Target, mock.Anything).Return(activities.TargetInfo{Target: "s3a://b/p"}, nil)
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(prep, nil).Times(maxBackupSessions)
+	env.OnActivity(a.Dump, mock.Anything, mock.Anything).Return(activities.DumpResult{},
+		temporal.NewNonRetryableApplicationError("session failed due to worker shutdown", "SessionWorkerShutdown", nil)).Times(maxBackupSessions)
+	env.OnActivity(a.Cleanup, mock.Anything, mock.Anything).Return(nil).Times(maxBackupSessions)
+	env.ExecuteWorkflow(result.BackupWorkflowName)
+	err := env.GetWorkflowError()
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) || app.Type() != ErrTypeWorkerLost ||
+		Cause(err) != "backup: the worker running it was lost 3 times, giving up; last: dump: session failed due to worker shutdown" {
+		t.Fatalf("error %v, cause %q", err, Cause(err))
+	}
+}
+
+// A stage that used up its retry window failed; it is not a lost worker.
+func TestBackupStageTimeoutIsNotALostWorker(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.Target, mock.Anything).Return(activities.TargetInfo{Target: "s3a://b/p"}, nil)
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(activities.PrepareResult{},
+		temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, errors.New("check bucket: put s3a://b/x: dial tcp 127.0.0.1:9000: connect: connection refused"))).Once()
+	env.ExecuteWorkflow(result.BackupWorkflowName)
+	err := env.GetWorkflowError()
+	if want := "prepare: timed out (ScheduleToClose) after: check bucket: put s3a://b/x: dial tcp 127.0.0.1:9000: connect: connection refused"; Cause(err) != want {
+		t.Fatalf("cause %q, want %q", Cause(err), want)
 	}
 }

@@ -1,16 +1,11 @@
 package workflows
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
@@ -129,238 +124,274 @@ func RestoreWorkflowID(in RestoreInput, taskQueue string, now time.Time) string 
 // losing one (the worker holding the downloaded archive stopped).
 const maxRestoreSessions = 3
 
-func restoreStage(ctx workflow.Context, timeout time.Duration) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: timeout,
-		// A session's activities go to one host's queue: if that host is gone, fail fast and
-		// start over on a new session.
-		ScheduleToStartTimeout: 2 * time.Minute,
-		HeartbeatTimeout:       15 * time.Second,
-		RetryPolicy:            retry,
-	})
+var restoreSession = &workflow.SessionOptions{
+	CreationTimeout:  2 * time.Minute,
+	ExecutionTimeout: 12 * time.Hour,
+	HeartbeatTimeout: 20 * time.Second,
 }
 
-// RestoreWorkflow restores a backup archive into the worker's ZooKeeper ensemble. Stages:
+// restorePhase is how far a restore got. Each phase is done once; a new session (the last
+// one's worker was lost) downloads the archive again and resumes at the first phase not
+// done, so validation, the plan, its refusals and a dry run's stop are never skipped.
+type restorePhase int
+
+const (
+	phaseValidate restorePhase = iota
+	phasePlan
+	phaseBegin
+	phaseApply
+	phaseDone
+)
+
+// RestoreWorkflow restores a backup archive into the worker's ZooKeeper ensemble:
 //
 //  1. resolve (local): the full object URL and the target, from the worker's config;
 //  2. check: the gate (restore.Check). A refusal fails the run, nothing written; a pair the
 //     marker records as complete ends it as alreadyRestored;
 //  3. in a session (the stages share the downloaded file): download, validate, plan. A dry
-//     run ends here with the plan. Conflicting znodes in a target without marker refuse;
-//  4. check again, then clear (restore.Begin: marker "applying", earlier restore cleared);
-//  5. apply, in the session; if the session's worker is lost, a new session downloads the
-//     same archive again (it must not have changed) and applies again, which continues;
+//     run ends after the plan. Conflicts and ledger collisions refuse;
+//  4. begin: check again, then restore.Begin (marker "applying", earlier restore cleared);
+//  5. apply, in the session: the ledger-id floor and the tree;
 //  6. mark: the marker says "complete".
 //
-// Failures are one line, "<stage>: <cause>", non-retryable, typed as the cause (refusals:
-// ClusterRunning, TargetHasManagedLedgers, ForeignMarker, TargetConflict).
+// When the session's worker is lost, a new session downloads the same archive again (it
+// must not have changed) and resumes at the first phase not done (restorePhase). Failures
+// are one line, "<stage>: <cause>", non-retryable, typed as the cause (refusals:
+// ClusterRunning, TargetHasManagedLedgers, ForeignMarker, TargetConflict, ...).
 func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (RestoreReport, error) {
-	start := workflow.Now(ctx)
-	rep := RestoreReport{
+	r := &restoreRun{clock: newClock(ctx), in: in}
+	r.rep = RestoreReport{
 		RestorePoint: in.RestorePoint, RestoreVersion: in.RestoreVersion, DryRun: in.DryRun,
 		WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
 		Skipped:    map[string]int64{}, TopicsWithDataLoss: []string{}, BookKeeperBoundSkipped: map[string]int64{},
 	}
-	mark := start
-	lap := func() float64 {
-		now := workflow.Now(ctx)
-		d := now.Sub(mark).Seconds()
-		mark = now
-		return d
-	}
-	done := func() (RestoreReport, error) {
-		rep.Durations.Total = workflow.Now(ctx).Sub(start).Seconds()
-		return rep, nil
-	}
 	if err := restore.CheckVersion(in.RestoreVersion); err != nil {
-		return rep, temporal.NewNonRetryableApplicationError("input: "+err.Error(), activities.ErrTypeInvalidInput, nil)
+		return r.rep, temporal.NewNonRetryableApplicationError("input: "+err.Error(), activities.ErrTypeInvalidInput, nil)
 	}
-
-	var res activities.ResolveResult
-	lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Second, RetryPolicy: retry})
-	if err := workflow.ExecuteLocalActivity(lctx, ra.ResolveRestore, activities.ResolveInput{RestorePoint: in.RestorePoint}).Get(ctx, &res); err != nil {
-		return rep, stageError("resolve", err)
+	if err := r.resolve(); err != nil {
+		return r.rep, err
 	}
-	rep.RestorePoint, rep.Target = res.RestorePoint, res.Target
-	mlPaths := []string{res.ManagedLedgerPath}
-
-	check := func() (restore.CheckResult, error) {
-		lap()
-		var chk restore.CheckResult
-		err := workflow.ExecuteActivity(stage(ctx, 5*time.Minute), ra.CheckTarget, activities.CheckInput{
-			RestorePoint: rep.RestorePoint, RestoreVersion: in.RestoreVersion, ManagedLedgerPaths: mlPaths,
-		}).Get(ctx, &chk)
-		rep.Durations.Check += lap()
-		if err != nil {
-			return chk, stageError("check", err)
-		}
-		return chk, nil
-	}
-	alreadyRestored := func(chk restore.CheckResult) (RestoreReport, error) {
-		rep.AlreadyRestored, rep.Marker = true, chk.Marker
-		if m := chk.Marker; m != nil {
-			a := m.Archive
-			rep.Archive, rep.Replaced = &a, m.Replaced
-		}
-		return done()
-	}
-
-	chk, err := check()
+	chk, err := r.check()
 	if err != nil {
-		return rep, err
+		return r.rep, err
 	}
 	if chk.Decision == restore.DecisionAlreadyRestored {
-		return alreadyRestored(chk)
+		return r.alreadyRestored(chk), nil
 	}
-
-	var (
-		dl     activities.DownloadResult
-		plan   restore.Plan
-		begun  bool
-		stats  restore.ApplyStats
-		result *RestoreReport
-	)
-	// attempt runs the session stages once; it returns a final report for a run that ends
-	// early (dry run, already restored).
-	attempt := func(sctx workflow.Context) (*RestoreReport, error) {
-		defer func() {
-			if dl.StagingDir == "" {
-				return
-			}
-			dctx, cancel := workflow.NewDisconnectedContext(sctx)
-			defer cancel()
-			_ = workflow.ExecuteActivity(stage(dctx, time.Minute), ra.CleanupRestore, dl.StagingDir).Get(dctx, nil)
-		}()
-		first := dl.SHA256 == ""
-		lap()
-		var got activities.DownloadResult
-		err := workflow.ExecuteActivity(restoreStage(sctx, 2*time.Hour), ra.DownloadArchive, activities.DownloadInput{
-			RestorePoint: rep.RestorePoint, ExpectSHA256: dl.SHA256,
-		}).Get(ctx, &got)
-		rep.Durations.Download += lap()
-		if err != nil {
-			return nil, stageError("download", err)
-		}
-		dl = got
-		m := dl.Manifest
-		rep.Archive = &restore.ArchiveInfo{SHA256: dl.SHA256, StreamSHA256: m.StreamSHA256, Znodes: m.Znodes, BackupTime: m.StartTime, ManagedLedgerPath: m.ManagedLedgerPath}
-		if m.ManagedLedgerPath != "" && m.ManagedLedgerPath != res.ManagedLedgerPath {
-			mlPaths = []string{res.ManagedLedgerPath, m.ManagedLedgerPath}
-		}
-		if first {
-			err = workflow.ExecuteActivity(restoreStage(sctx, time.Hour), ra.ValidateArchive, activities.ArchiveInput{ArchivePath: dl.ArchivePath}).Get(ctx, nil)
-			rep.Durations.Validate += lap()
-			if err != nil {
-				return nil, stageError("validate", err)
-			}
-			err = workflow.ExecuteActivity(restoreStage(sctx, time.Hour), ra.PlanRestore, activities.PlanInput{
-				ArchivePath: dl.ArchivePath, CompareTarget: chk.Decision == restore.DecisionFresh, RestoredAt: start,
-			}).Get(ctx, &plan)
-			rep.Durations.Plan += lap()
-			if err != nil {
-				return nil, stageError("plan", err)
-			}
-			rep.Plan = &plan
-			rep.Skipped, rep.LedgersKept, rep.LedgersDropped = plan.Skipped, plan.LedgersKept, plan.LedgersDropped
-			rep.CursorsReset, rep.TopicsWithDataLoss = plan.CursorsReset, plan.TopicsWithDataLoss
-			rep.LedgerIDFloor, rep.SchemasToRegister, rep.CompactionReset = plan.LedgerIDFloor, plan.SchemasToRegister, plan.CompactionReset
-			rep.BookKeeperBoundSkipped, rep.StaleCursors = plan.BookKeeperBoundSkipped, plan.StaleCursors
-			if plan.ConflictsCount > 0 && !in.DryRun {
-				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-					"plan: restore refused: the target holds %d znode(s) the archive has with other contents (%s); restore only into a new cluster",
-					plan.ConflictsCount, listNames(plan.Conflicts)), restore.RefusedConflicts, nil)
-			}
-			if c := plan.LedgerCollisions; c.Count > 0 && !in.DryRun {
-				return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf(
-					"plan: restore refused: the target's BookKeeper already has %d ledger(s) that restored topics list (%s); restore before anything creates ledgers in the new cluster",
-					c.Count, listNames(c.First)), restore.RefusedLedgerCollision, nil)
-			}
-			if in.DryRun {
-				rep.Existing = plan.Existing
-				return &rep, nil
-			}
-		}
-		if !begun {
-			chk2, err := check()
-			if err != nil {
-				return nil, err
-			}
-			if chk2.Decision == restore.DecisionAlreadyRestored {
-				r, _ := alreadyRestored(chk2)
-				return &r, nil
-			}
-			var b restore.BeginResult
-			err = workflow.ExecuteActivity(stage(ctx, 2*time.Hour), ra.BeginRestore, activities.BeginInput{
-				RestorePoint: rep.RestorePoint, RestoreVersion: in.RestoreVersion, StartedAt: start,
-				Archive: *rep.Archive, Check: chk2,
-			}).Get(ctx, &b)
-			rep.Durations.Clear += lap()
-			if err != nil {
-				return nil, stageError("clear", err)
-			}
-			begun = true
-			rep.Replaced, rep.Clear = b.Replaced, &b
-		}
-		err = workflow.ExecuteActivity(restoreStage(sctx, 6*time.Hour), ra.ApplyArchive, activities.ApplyInput{
-			ArchivePath: dl.ArchivePath, LedgerIDFloor: plan.LedgerIDFloor,
-		}).Get(ctx, &stats)
-		rep.Durations.Apply += lap()
-		if err != nil {
-			return nil, stageError("apply", err)
-		}
-		return nil, nil
+	r.chk = chk
+	if err := withSessions(ctx, "restore", restoreSession, maxRestoreSessions, r.inSession); err != nil {
+		return r.rep, err
 	}
-
-	for n := 1; ; n++ {
-		sctx, err := workflow.CreateSession(ctx, &workflow.SessionOptions{
-			CreationTimeout:  2 * time.Minute,
-			ExecutionTimeout: 12 * time.Hour,
-			HeartbeatTimeout: 20 * time.Second,
-		})
-		if err != nil {
-			return rep, stageError("create session", err)
+	if !r.ended {
+		if err := r.mark(); err != nil {
+			return r.rep, err
 		}
-		result, err = attempt(sctx)
-		lost := err != nil && sessionLost(ctx, sctx, err)
-		workflow.CompleteSession(sctx)
-		if err == nil {
-			break
-		}
-		if !lost || n == maxRestoreSessions {
-			return rep, err
-		}
-		workflow.GetLogger(ctx).Warn("restore: worker session lost, starting over on a new one", "attempt", n, "error", Cause(err))
 	}
-	if result != nil {
-		return done()
-	}
-
-	var mk restore.Marker
-	err = workflow.ExecuteActivity(stage(ctx, 5*time.Minute), ra.MarkRestored, activities.MarkInput{
-		CompletedAt: workflow.Now(ctx), Created: stats.Created,
-	}).Get(ctx, &mk)
-	rep.Durations.Mark += lap()
-	if err != nil {
-		return rep, stageError("mark", err)
-	}
-	rep.Created, rep.Existing, rep.Marker = stats.Created, stats.Existing, &mk
-	rep.InitReplaced, rep.Floor = stats.InitReplaced, &stats.Floor
-	return done()
+	r.rep.Durations.Total = r.total()
+	return r.rep, nil
 }
 
-// sessionLost tells whether err came from losing the session's worker rather than from the
-// stage itself: the session failed, or its activity was cancelled or timed out while the
-// workflow itself goes on.
-func sessionLost(ctx, sctx workflow.Context, err error) bool {
-	if ctx.Err() != nil {
-		return false
+// restoreRun is one RestoreWorkflow: what it learned so far and how far it got.
+type restoreRun struct {
+	*clock
+	stages
+	in      RestoreInput
+	rep     RestoreReport
+	res     activities.ResolveResult
+	mlPaths []string
+	chk     restore.CheckResult // the first gate's answer
+	dl      activities.DownloadResult
+	plan    restore.Plan
+	stats   restore.ApplyStats
+	phase   restorePhase
+	// ended is set when the run ends before writing: a dry run, or a pair found restored.
+	ended bool
+}
+
+func (r *restoreRun) resolve() error {
+	lctx := workflow.WithLocalActivityOptions(r.ctx, localStage)
+	if err := workflow.ExecuteLocalActivity(lctx, ra.ResolveRestore, activities.ResolveInput{RestorePoint: r.in.RestorePoint}).Get(r.ctx, &r.res); err != nil {
+		return stageError("resolve", err)
 	}
-	if info := workflow.GetSessionInfo(sctx); info != nil && info.SessionState == workflow.SessionStateFailed {
-		return true
+	r.rep.RestorePoint, r.rep.Target = r.res.RestorePoint, r.res.Target
+	r.mlPaths = []string{r.res.ManagedLedgerPath}
+	r.stages = newStages(r.res.RetryWindow)
+	return nil
+}
+
+func (r *restoreRun) check() (restore.CheckResult, error) {
+	r.lap()
+	var chk restore.CheckResult
+	err := workflow.ExecuteActivity(r.any(r.ctx, 5*time.Minute), ra.CheckTarget, activities.CheckInput{
+		RestorePoint: r.rep.RestorePoint, RestoreVersion: r.in.RestoreVersion, ManagedLedgerPaths: r.mlPaths,
+	}).Get(r.ctx, &chk)
+	r.rep.Durations.Check += r.lap()
+	if err != nil {
+		return chk, stageError("check", err)
 	}
-	var canceled *temporal.CanceledError
-	var timeout *temporal.TimeoutError
-	return errors.As(err, &canceled) || errors.As(err, &timeout) || errorType(err) == "SessionWorkerShutdown"
+	return chk, nil
+}
+
+func (r *restoreRun) alreadyRestored(chk restore.CheckResult) RestoreReport {
+	r.ended = true
+	r.rep.AlreadyRestored, r.rep.Marker = true, chk.Marker
+	if m := chk.Marker; m != nil {
+		a := m.Archive
+		r.rep.Archive, r.rep.Replaced = &a, m.Replaced
+	}
+	r.rep.Durations.Total = r.total()
+	return r.rep
+}
+
+// inSession downloads the archive into the session's host and runs the phases not done yet.
+func (r *restoreRun) inSession(sctx workflow.Context) error {
+	r.dl.StagingDir = ""
+	defer func() {
+		if r.dl.StagingDir == "" {
+			return
+		}
+		dctx, cancel := workflow.NewDisconnectedContext(sctx)
+		defer cancel()
+		_ = workflow.ExecuteActivity(r.any(dctx, time.Minute), ra.CleanupRestore, r.dl.StagingDir).Get(dctx, nil)
+	}()
+	if err := r.download(sctx); err != nil {
+		return err
+	}
+	for r.phase < phaseDone && !r.ended {
+		var err error
+		switch r.phase {
+		case phaseValidate:
+			err = r.validate(sctx)
+		case phasePlan:
+			err = r.makePlan(sctx)
+		case phaseBegin:
+			err = r.begin()
+		case phaseApply:
+			err = r.apply(sctx)
+		}
+		if err != nil {
+			return err
+		}
+		r.phase++
+	}
+	return nil
+}
+
+// download fetches the archive; after the first time the object must not have changed.
+func (r *restoreRun) download(sctx workflow.Context) error {
+	r.lap()
+	var got activities.DownloadResult
+	err := workflow.ExecuteActivity(r.session(sctx, 2*time.Hour), ra.DownloadArchive, activities.DownloadInput{
+		RestorePoint: r.rep.RestorePoint, ExpectSHA256: r.dl.SHA256,
+	}).Get(sctx, &got)
+	r.rep.Durations.Download += r.lap()
+	if err != nil {
+		return stageError("download", err)
+	}
+	r.dl = got
+	m := r.dl.Manifest
+	r.rep.Archive = &restore.ArchiveInfo{SHA256: r.dl.SHA256, StreamSHA256: m.StreamSHA256, Znodes: m.Znodes, BackupTime: m.StartTime, ManagedLedgerPath: m.ManagedLedgerPath}
+	if m.ManagedLedgerPath != "" && m.ManagedLedgerPath != r.res.ManagedLedgerPath {
+		r.mlPaths = []string{r.res.ManagedLedgerPath, m.ManagedLedgerPath}
+	}
+	return nil
+}
+
+func (r *restoreRun) validate(sctx workflow.Context) error {
+	err := workflow.ExecuteActivity(r.session(sctx, time.Hour), ra.ValidateArchive, activities.ArchiveInput{ArchivePath: r.dl.ArchivePath}).Get(sctx, nil)
+	r.rep.Durations.Validate += r.lap()
+	if err != nil {
+		return stageError("validate", err)
+	}
+	return nil
+}
+
+// makePlan plans the restore and reports it; a dry run ends here. Conflicting znodes and
+// ledger collisions refuse a real restore.
+func (r *restoreRun) makePlan(sctx workflow.Context) error {
+	err := workflow.ExecuteActivity(r.session(sctx, time.Hour), ra.PlanRestore, activities.PlanInput{
+		ArchivePath: r.dl.ArchivePath, CompareTarget: r.chk.Decision == restore.DecisionFresh, RestoredAt: r.start,
+	}).Get(sctx, &r.plan)
+	r.rep.Durations.Plan += r.lap()
+	if err != nil {
+		return stageError("plan", err)
+	}
+	p, rep := &r.plan, &r.rep
+	rep.Plan = p
+	rep.Skipped, rep.LedgersKept, rep.LedgersDropped = p.Skipped, p.LedgersKept, p.LedgersDropped
+	rep.CursorsReset, rep.TopicsWithDataLoss = p.CursorsReset, p.TopicsWithDataLoss
+	rep.LedgerIDFloor, rep.SchemasToRegister, rep.CompactionReset = p.LedgerIDFloor, p.SchemasToRegister, p.CompactionReset
+	rep.BookKeeperBoundSkipped, rep.StaleCursors = p.BookKeeperBoundSkipped, p.StaleCursors
+	if r.in.DryRun {
+		rep.Existing = p.Existing
+		r.ended = true
+		return nil
+	}
+	if p.ConflictsCount > 0 {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"plan: restore refused: the target holds %d znode(s) the archive has with other contents (%s); restore only into a new cluster",
+			p.ConflictsCount, listNames(p.Conflicts)), restore.RefusedConflicts, nil)
+	}
+	if a := p.AuthMismatch; a.Count > 0 {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"plan: restore refused: the archive's ACLs name zookeeper.auth's user with another password on %d znode(s) (%s); set the password those znodes were created with",
+			a.Count, listNames(a.First)), activities.ErrTypeZooKeeperAuth, nil)
+	}
+	if c := p.LedgerCollisions; c.Count > 0 {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"plan: restore refused: the target's BookKeeper already has %d ledger(s) that restored topics list (%s); restore before anything creates ledgers in the new cluster",
+			c.Count, listNames(c.First)), restore.RefusedLedgerCollision, nil)
+	}
+	return nil
+}
+
+// begin runs the gate again, then claims the target (marker "applying") and clears an
+// earlier restore of another pair.
+func (r *restoreRun) begin() error {
+	chk, err := r.check()
+	if err != nil {
+		return err
+	}
+	if chk.Decision == restore.DecisionAlreadyRestored {
+		r.alreadyRestored(chk)
+		return nil
+	}
+	var b restore.BeginResult
+	err = workflow.ExecuteActivity(r.any(r.ctx, 2*time.Hour), ra.BeginRestore, activities.BeginInput{
+		RestorePoint: r.rep.RestorePoint, RestoreVersion: r.in.RestoreVersion, StartedAt: r.start,
+		Archive: *r.rep.Archive, Check: chk,
+	}).Get(r.ctx, &b)
+	r.rep.Durations.Clear += r.lap()
+	if err != nil {
+		return stageError("clear", err)
+	}
+	r.rep.Replaced, r.rep.Clear = b.Replaced, &b
+	return nil
+}
+
+func (r *restoreRun) apply(sctx workflow.Context) error {
+	err := workflow.ExecuteActivity(r.session(sctx, 6*time.Hour), ra.ApplyArchive, activities.ApplyInput{
+		ArchivePath: r.dl.ArchivePath, LedgerIDFloor: r.plan.LedgerIDFloor,
+	}).Get(sctx, &r.stats)
+	r.rep.Durations.Apply += r.lap()
+	if err != nil {
+		return stageError("apply", err)
+	}
+	return nil
+}
+
+func (r *restoreRun) mark() error {
+	var mk restore.Marker
+	err := workflow.ExecuteActivity(r.any(r.ctx, 5*time.Minute), ra.MarkRestored, activities.MarkInput{
+		CompletedAt: workflow.Now(r.ctx), Created: r.stats.Created,
+	}).Get(r.ctx, &mk)
+	r.rep.Durations.Mark += r.lap()
+	if err != nil {
+		return stageError("mark", err)
+	}
+	r.rep.Created, r.rep.Existing, r.rep.Marker = r.stats.Created, r.stats.Existing, &mk
+	r.rep.InitReplaced, r.rep.Floor = r.stats.InitReplaced, &r.stats.Floor
+	return nil
 }
 
 func listNames(s []string) string {
@@ -375,46 +406,4 @@ func listNames(s []string) string {
 		out += n
 	}
 	return out
-}
-
-// StartRestore starts RestoreWorkflow for in (whose RestorePoint must be resolved, see
-// restore.ResolvePoint) under its derived ID on taskQueue. The reuse policy allows a new run
-// of the ID only when the earlier one failed (refused included), was cancelled, terminated
-// or timed out. When a run of the ID is running or has succeeded, it returns that run with
-// already = true and starts nothing.
-func StartRestore(ctx context.Context, c client.Client, taskQueue string, in RestoreInput) (run client.WorkflowRun, already bool, err error) {
-	id := RestoreWorkflowID(in, taskQueue, time.Now())
-	run, err = c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                                       id,
-		TaskQueue:                                taskQueue,
-		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
-		WorkflowExecutionErrorWhenAlreadyStarted: true,
-		WorkflowExecutionTimeout:                 24 * time.Hour,
-	}, RestoreWorkflowName, in)
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return c.GetWorkflow(ctx, id, started.RunId), true, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("start %s %s: %w", RestoreWorkflowName, id, err)
-	}
-	return run, false, nil
-}
-
-// RunRestore starts (StartRestore) and waits for a restore, and returns its report. A
-// repeat of a pair Temporal still knows returns the earlier run's report with
-// alreadyRestored set. The error of a failed run is its one-line cause.
-func RunRestore(ctx context.Context, c client.Client, taskQueue string, in RestoreInput) (RestoreReport, error) {
-	run, already, err := StartRestore(ctx, c, taskQueue, in)
-	if err != nil {
-		return RestoreReport{}, err
-	}
-	var rep RestoreReport
-	if err := run.Get(ctx, &rep); err != nil {
-		return RestoreReport{}, fmt.Errorf("restore %s failed: %s", run.GetID(), Cause(err))
-	}
-	if already {
-		rep.AlreadyRestored = true
-	}
-	return rep, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
@@ -17,6 +18,7 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
 // restoreEnv mocks every restore activity; each call is recorded in order in calls, so
@@ -45,7 +47,7 @@ const (
 )
 
 var (
-	manifest = archive.Manifest{Znodes: 100, StreamSHA256: strings.Repeat("a", 64), ManagedLedgerPath: "/managed-ledgers", StartTime: time.UnixMilli(1700000000000).UTC()}
+	manifest = archive.Manifest{Counts: result.Counts{Znodes: 100}, StreamSHA256: strings.Repeat("a", 64), ManagedLedgerPath: "/managed-ledgers", StartTime: time.UnixMilli(1700000000000).UTC()}
 	download = activities.DownloadResult{StagingDir: "/stage/restore-x", ArchivePath: "/stage/restore-x/archive.tar.gz", Size: 1234, SHA256: strings.Repeat("b", 64), Manifest: manifest}
 	plan     = restore.Plan{
 		Znodes: 100, Create: 80, Skipped: map[string]int64{restore.SkipBookKeeper: 15, restore.SkipRoot: 1, restore.SkipLoadStatistics: 4},
@@ -64,14 +66,17 @@ type mocks struct {
 	checkErr error
 	plan     restore.Plan
 	apply    []error // answers in order; then success
-	begin    restore.BeginResult
+	// lose names a stage ("validate", "plan", "begin") whose first call fails as the SDK
+	// fails an activity whose session's worker is gone.
+	lose  string
+	begin restore.BeginResult
 }
 
 func newRestoreEnv(t *testing.T, m mocks) *restoreEnv {
 	var s testsuite.WorkflowTestSuite
 	e := &restoreEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment()}
 	e.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
-	e.RegisterWorkflowWithOptions(RestoreWorkflow, workflowRegisterOptions(RestoreWorkflowName))
+	e.RegisterWorkflowWithOptions(RestoreWorkflow, workflowRegisterOptions(result.RestoreWorkflowName))
 	e.RegisterActivity(&activities.Restore{})
 	e.SetStartTime(time.UnixMilli(1700000100000))
 
@@ -96,12 +101,26 @@ func newRestoreEnv(t *testing.T, m mocks) *restoreEnv {
 		e.record("download:" + in.ExpectSHA256)
 		return download, nil
 	}).After(3 * time.Second)
+	lost := map[string]bool{}
+	loseOnce := func(stage string) error {
+		if m.lose == stage && !lost[stage] {
+			lost[stage] = true
+			return temporal.NewCanceledError()
+		}
+		return nil
+	}
 	e.OnActivity(ra.ValidateArchive, mock.Anything, activities.ArchiveInput{ArchivePath: download.ArchivePath}).Return(func(_ context.Context, _ activities.ArchiveInput) (activities.ValidateResult, error) {
 		e.record("validate")
+		if err := loseOnce("validate"); err != nil {
+			return activities.ValidateResult{}, err
+		}
 		return activities.ValidateResult{Znodes: 100}, nil
 	}).After(2 * time.Second)
 	e.OnActivity(ra.PlanRestore, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.PlanInput) (restore.Plan, error) {
 		e.record("plan")
+		if err := loseOnce("plan"); err != nil {
+			return restore.Plan{}, err
+		}
 		if in.ArchivePath != download.ArchivePath {
 			t.Errorf("plan input %+v", in)
 		}
@@ -115,6 +134,10 @@ func newRestoreEnv(t *testing.T, m mocks) *restoreEnv {
 	}).After(4 * time.Second)
 	e.OnActivity(ra.BeginRestore, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BeginInput) (restore.BeginResult, error) {
 		e.record("begin:" + string(in.Check.Decision))
+		if m.lose == "begin" && !lost["begin"] {
+			lost["begin"] = true
+			return restore.BeginResult{}, temporal.NewTimeoutError(enumspb.TIMEOUT_TYPE_HEARTBEAT, nil)
+		}
 		if in.Archive.SHA256 != download.SHA256 || in.Archive.Znodes != 100 || !in.StartedAt.Equal(time.UnixMilli(1700000100000)) {
 			t.Errorf("begin input %+v", in)
 		}
@@ -149,7 +172,7 @@ func newRestoreEnv(t *testing.T, m mocks) *restoreEnv {
 
 func (e *restoreEnv) run(t *testing.T, in RestoreInput) (RestoreReport, error) {
 	t.Helper()
-	e.ExecuteWorkflow(RestoreWorkflowName, in)
+	e.ExecuteWorkflow(result.RestoreWorkflowName, in)
 	if !e.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
 	}
@@ -328,10 +351,10 @@ func TestRestoreStartsOverOnANewSessionWhenTheWorkerIsLost(t *testing.T) {
 	}
 
 	// A failure of the stage itself is not retried on a new session.
-	conflict := temporal.NewNonRetryableApplicationError("apply: create /admin/x: exists with different data", restore.RefusedConflicts, nil)
+	conflict := temporal.NewNonRetryableApplicationError("create /admin/x: exists with different data", restore.RefusedConflicts, nil)
 	e = newRestoreEnv(t, mocks{check: []restore.CheckResult{fresh}, plan: plan, apply: []error{conflict}})
 	_, err = e.run(t, RestoreInput{RestorePoint: point, RestoreVersion: version})
-	assertFailure(t, err, restore.RefusedConflicts, "apply: apply: create /admin/x: exists with different data")
+	assertFailure(t, err, restore.RefusedConflicts, "apply: create /admin/x: exists with different data")
 	if got := e.called(); slices.Contains(got, "mark") || strings.Count(strings.Join(got, " "), "apply") != 1 {
 		t.Fatalf("stages %v", got)
 	}
@@ -355,5 +378,51 @@ func TestRestoreWorkflowID(t *testing.T) {
 	// The parts are joined unambiguously (versions have no control characters).
 	if RestorePairHash("ab", "c", "q") == RestorePairHash("a", "bc", "q") {
 		t.Fatal("pair hash ambiguous")
+	}
+}
+
+// A session lost in any phase starts over on a new one at that phase: validation, the plan,
+// its refusals and a dry run's stop are never skipped.
+func TestRestoreResumesAtThePhaseTheSessionWasLostIn(t *testing.T) {
+	re := "download:" + download.SHA256
+	for _, tc := range []struct {
+		lose string
+		dry  bool
+		want []string
+	}{
+		{"validate", false, []string{"resolve", "check", "download:", "validate", "cleanup",
+			re, "validate", "plan", "compare", "check", "begin:fresh", "apply", "cleanup", "mark"}},
+		{"plan", false, []string{"resolve", "check", "download:", "validate", "plan", "cleanup",
+			re, "plan", "compare", "check", "begin:fresh", "apply", "cleanup", "mark"}},
+		{"validate", true, []string{"resolve", "check", "download:", "validate", "cleanup",
+			re, "validate", "plan", "compare", "cleanup"}},
+		{"plan", true, []string{"resolve", "check", "download:", "validate", "plan", "cleanup",
+			re, "plan", "compare", "cleanup"}},
+		// Begin runs outside the session, on any worker: a heartbeat timeout there is retried
+		// in place (a retried Begin of the same run continues).
+		{"begin", false, []string{"resolve", "check", "download:", "validate", "plan", "compare", "check", "begin:fresh", "begin:fresh",
+			"apply", "cleanup", "mark"}},
+	} {
+		e := newRestoreEnv(t, mocks{check: []restore.CheckResult{fresh}, plan: plan, lose: tc.lose})
+		rep, err := e.run(t, RestoreInput{RestorePoint: point, RestoreVersion: version, DryRun: tc.dry})
+		if err != nil {
+			t.Fatalf("lose %s (dry %v): %v", tc.lose, tc.dry, err)
+		}
+		if got := e.called(); !slices.Equal(got, tc.want) {
+			t.Errorf("lose %s (dry %v): stages\n%v\nwant\n%v", tc.lose, tc.dry, got, tc.want)
+		}
+		if rep.DryRun != tc.dry || tc.dry && rep.Created != 0 || !tc.dry && rep.Created != stats.Created {
+			t.Errorf("lose %s (dry %v): report %+v", tc.lose, tc.dry, rep)
+		}
+	}
+
+	// A refusal found by the plan of a resumed session still refuses.
+	p := plan
+	p.ConflictsCount, p.Conflicts = 1, []string{"/admin/x"}
+	e := newRestoreEnv(t, mocks{check: []restore.CheckResult{fresh}, plan: p, lose: "validate"})
+	_, err := e.run(t, RestoreInput{RestorePoint: point, RestoreVersion: version})
+	assertFailure(t, err, restore.RefusedConflicts, "plan: restore refused")
+	if got := e.called(); slices.Contains(got, "apply") {
+		t.Fatalf("stages %v", got)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -54,12 +55,9 @@ type Manifest struct {
 	ZxidStart string `json:"zxidStart"`
 	ZxidEnd   string `json:"zxidEnd"`
 	// MaxZxid is the highest czxid/mzxid/pzxid among the dumped znodes.
-	MaxZxid          string `json:"maxZxid"`
-	Znodes           int64  `json:"znodes"`
-	EphemeralSkipped int64  `json:"ephemeralSkipped"`
-	Vanished         int64  `json:"vanished"`
-	// DataBytes is the sum of the znodes' data lengths; StreamBytes the size of znodes.jsonl.
-	DataBytes    int64  `json:"dataBytes"`
+	MaxZxid string `json:"maxZxid"`
+	result.Counts
+	// StreamBytes is the size of znodes.jsonl, StreamSHA256 its SHA-256.
 	StreamBytes  int64  `json:"streamBytes"`
 	StreamSHA256 string `json:"streamSha256"`
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -41,8 +42,8 @@ func build(t *testing.T, recs []znode.Record, edit func(*Manifest)) []byte {
 	}
 	m := Manifest{
 		ToolVersion: "test", Source: []string{"127.0.0.1:2181"}, StartTime: time.Unix(1, 0).UTC(),
-		EndTime: time.Unix(2, 0).UTC(), Znodes: sw.Count(), StreamBytes: sw.Bytes(),
-		StreamSHA256: sw.SHA256(), DataBytes: sw.DataBytes(),
+		EndTime: time.Unix(2, 0).UTC(), Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(),
+		StreamSHA256: sw.SHA256(),
 	}
 	if edit != nil {
 		edit(&m)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -31,7 +32,7 @@ func TestNextUnlessSkipsByPathAndStillVerifies(t *testing.T) {
 		if err := sw.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		m := Manifest{StartTime: time.Unix(1, 0), EndTime: time.Unix(2, 0), Znodes: sw.Count(), StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()}
+		m := Manifest{StartTime: time.Unix(1, 0), EndTime: time.Unix(2, 0), Counts: result.Counts{Znodes: sw.Count()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()}
 		b := stream.Bytes()
 		if mutate != nil {
 			mutate(b)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 )
 
@@ -40,34 +41,24 @@ const (
 // not backups: they are neither listed nor counted.
 const ArchiveSuffix = ".tar.gz"
 
-// Durations are seconds per stage, as in the workflow's result.
-type Durations struct {
-	Prepare     float64 `json:"prepare"`
-	Dump        float64 `json:"dump"`
-	Compression float64 `json:"compression"`
-	Upload      float64 `json:"upload"`
-	Total       float64 `json:"total"`
-}
-
 // Backup is one entry of the list. The JSON names are those of the workflow's result. A
 // field that the entry's source cannot give is omitted rather than shown as zero: archives
 // listed from the bucket have no durations, no non-compressed size and no workflow, and an
 // archive whose manifest was not read has no znode counts or zxids either.
 type Backup struct {
-	Name              string     `json:"name"`
-	URL               string     `json:"url"`
-	Time              time.Time  `json:"time"`
-	Znodes            *int64     `json:"znodes,omitempty"`
-	EphemeralSkipped  *int64     `json:"ephemeralSkipped,omitempty"`
-	DataBytes         *int64     `json:"dataBytes,omitempty"`
-	SizeNonCompressed *int64     `json:"sizeNonCompressed,omitempty"`
-	SizeCompressed    int64      `json:"sizeCompressed"`
-	ZxidStart         string     `json:"zxidStart,omitempty"`
-	ZxidEnd           string     `json:"zxidEnd,omitempty"`
-	SHA256            string     `json:"sha256,omitempty"`
-	Durations         *Durations `json:"durations,omitempty"`
-	WorkflowID        string     `json:"workflowId,omitempty"`
-	RunID             string     `json:"runId,omitempty"`
+	Name string    `json:"name"`
+	URL  string    `json:"url"`
+	Time time.Time `json:"time"`
+	// Counts are the workflow's result's or the manifest's; nil when neither was read.
+	*result.Counts
+	SizeNonCompressed *int64            `json:"sizeNonCompressed,omitempty"`
+	SizeCompressed    int64             `json:"sizeCompressed"`
+	ZxidStart         string            `json:"zxidStart,omitempty"`
+	ZxidEnd           string            `json:"zxidEnd,omitempty"`
+	SHA256            string            `json:"sha256,omitempty"`
+	Durations         *result.Durations `json:"durations,omitempty"`
+	WorkflowID        string            `json:"workflowId,omitempty"`
+	RunID             string            `json:"runId,omitempty"`
 	// Missing is true when the run completed but its archive is no longer in the bucket.
 	Missing bool   `json:"missing"`
 	Source  Source `json:"source"`
@@ -79,7 +70,7 @@ type Backup struct {
 // Restorable reports whether b is a candidate for "latest": its archive is in the bucket
 // and its contents are known, from the workflow's result or the archive's own manifest.
 func (b Backup) Restorable() bool {
-	return !b.Missing && b.Error == "" && b.Znodes != nil
+	return !b.Missing && b.Error == "" && b.Counts != nil
 }
 
 // Bucket is what the catalog needs of a storage.Store.
@@ -252,7 +243,7 @@ func (c *Catalog) describe(ctx context.Context, objects []storage.ObjectInfo) []
 	}
 	c.mu.Unlock()
 
-	// Keys sort in time order for the seed's <prefix>-<millis> names: read the newest first.
+	// Keys sort in time order for <prefix>-<millis> names: read the newest first.
 	slices.Reverse(todo)
 	if len(todo) > c.opts.MaxManifestReads {
 		todo = todo[:c.opts.MaxManifestReads]
@@ -332,7 +323,7 @@ func (c *Catalog) bucketEntry(o storage.ObjectInfo, d described) Backup {
 		SizeCompressed: o.Size,
 		Source:         FromBucket,
 	}
-	// The time is the backup's start: the millis in the seed's name (as for runs), else
+	// The time is the backup's start: the millis in a <prefix>-<millis> name (as for runs), else
 	// the manifest's start time, else when the object was written.
 	switch t, ok := c.nameTime(o.Key); {
 	case ok:
@@ -346,9 +337,8 @@ func (c *Catalog) bucketEntry(o storage.ObjectInfo, d described) Backup {
 		b.Error = d.err.Error()
 	}
 	if m := d.m; m != nil {
-		b.Znodes = &m.Znodes
-		b.EphemeralSkipped = &m.EphemeralSkipped
-		b.DataBytes = &m.DataBytes
+		c := m.Counts
+		b.Counts = &c
 		b.ZxidStart, b.ZxidEnd = m.ZxidStart, m.ZxidEnd
 	}
 	return b

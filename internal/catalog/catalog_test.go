@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
@@ -106,7 +107,7 @@ func makeArchive(t *testing.T, n int, start time.Time) ([]byte, archive.Manifest
 	m := archive.Manifest{
 		ToolVersion: "test", Source: []string{"zk:2181"}, StartTime: start, EndTime: start.Add(time.Second),
 		ZxidStart: fmt.Sprintf("0x%x", n*10), ZxidEnd: fmt.Sprintf("0x%x", n*10+1),
-		Znodes: sw.Count(), EphemeralSkipped: int64(n % 3), DataBytes: sw.DataBytes(),
+		Counts:      result.Counts{Znodes: sw.Count(), EphemeralSkipped: int64(n % 3), DataBytes: sw.DataBytes()},
 		StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
 	}
 	var out bytes.Buffer
@@ -121,9 +122,9 @@ func i64(v int64) *int64 { return &v }
 // run is a backup as the API would build it from a workflow result.
 func run(name string, t time.Time, size int64) Backup {
 	return Backup{
-		Name: name, URL: "s3a://bucket/" + name, Time: t, Znodes: i64(7), EphemeralSkipped: i64(0),
-		DataBytes: i64(28), SizeNonCompressed: i64(size * 3), SizeCompressed: size, ZxidStart: "0x1",
-		ZxidEnd: "0x2", Durations: &Durations{Prepare: 1, Dump: 2, Compression: 3, Upload: 4, Total: 10},
+		Name: name, URL: "s3a://bucket/" + name, Time: t, Counts: &result.Counts{Znodes: 7, DataBytes: 28},
+		SizeNonCompressed: i64(size * 3), SizeCompressed: size, ZxidStart: "0x1",
+		ZxidEnd: "0x2", Durations: &result.Durations{Prepare: 1, Dump: 2, Compression: 3, Upload: 4, Total: 10},
 		WorkflowID: "wf-" + name, RunID: "run-" + name,
 	}
 }
@@ -145,7 +146,7 @@ func TestBuildMergesRunsWithBucket(t *testing.T) {
 	b.put(millisName(t2), a2)
 	runs := []Backup{run(millisName(t1), t1, int64(len(a1))), run(millisName(t2), t2, int64(len(a2))), run(millisName(t4), t4, 99)}
 
-	// Foreign archives: one with the seed's name, one renamed (its time comes from the
+	// Foreign archives: one with a <prefix>-<millis> name, one renamed (its time comes from the
 	// manifest), one that is not an archive at all, and a file that is not a backup.
 	f1, m1 := makeArchive(t, 5, t3)
 	b.put(millisName(t3), f1)
@@ -174,7 +175,7 @@ func TestBuildMergesRunsWithBucket(t *testing.T) {
 	if !slices.Equal(names[1:], want) {
 		t.Fatalf("order = %v, want junk then %v", names, want)
 	}
-	if junk.Source != FromBucket || !strings.Contains(junk.Error, "corrupt") || junk.Znodes != nil || junk.Restorable() {
+	if junk.Source != FromBucket || !strings.Contains(junk.Error, "corrupt") || junk.Counts != nil || junk.Restorable() {
 		t.Errorf("junk entry = %+v", junk)
 	}
 
@@ -204,7 +205,7 @@ func TestBuildMergesRunsWithBucket(t *testing.T) {
 			t.Errorf("foreign %s = %+v", f.name, e)
 			continue
 		}
-		if *e.Znodes != f.m.Znodes || *e.EphemeralSkipped != f.m.EphemeralSkipped || *e.DataBytes != f.m.DataBytes ||
+		if e.Counts == nil || *e.Counts != f.m.Counts ||
 			e.ZxidStart != f.m.ZxidStart || e.ZxidEnd != f.m.ZxidEnd || e.SizeCompressed != int64(f.size) ||
 			!e.Time.Equal(f.m.StartTime) || e.URL != "s3a://bucket/"+f.name {
 			t.Errorf("foreign %s = %+v, manifest %+v", f.name, e, f.m)
@@ -279,7 +280,7 @@ func TestManifestsAreReadOnceAndForgotten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := b.getCount(key); n != 2 || *snap.Backups[0].Znodes != m2.Znodes {
+	if n := b.getCount(key); n != 2 || snap.Backups[0].Znodes != m2.Znodes {
 		t.Fatalf("after replacing: %d reads, entry %+v", n, snap.Backups[0])
 	}
 	// Deleted: its cached manifest is dropped.
@@ -348,7 +349,7 @@ func TestManifestReadsAreCappedNewestFirst(t *testing.T) {
 	c := New(b, Options{Prefix: "metadata-backup", MaxManifestReads: 2})
 	described := func(s Snapshot) (names []string) {
 		for _, e := range s.Backups {
-			if e.Znodes != nil {
+			if e.Counts != nil {
 				names = append(names, e.Name)
 			}
 		}

@@ -30,7 +30,7 @@ func TestLocalStoreEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(snap.Backups) != 2 || !snap.Backups[0].Missing || snap.Backups[1].URL != "file://"+dir+"/pb-copy.tar.gz" ||
-		*snap.Backups[1].Znodes != m.Znodes {
+		snap.Backups[1].Counts == nil || snap.Backups[1].Znodes != m.Znodes {
 		t.Fatalf("backups = %+v", snap.Backups)
 	}
 }

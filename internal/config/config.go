@@ -29,6 +29,10 @@ type Config struct {
 	S3        S3        `yaml:"s3"`
 	Backup    Backup    `yaml:"backup"`
 	Restore   Restore   `yaml:"restore"`
+	// RetryWindow is how long a backup or restore stage retries a transient fault
+	// (ZooKeeper or S3 unreachable, a session expiry) before it fails: an outage shorter
+	// than this never fails a run. Errors retrying cannot fix fail at once.
+	RetryWindow Duration `yaml:"retryWindow"`
 }
 
 type ZooKeeper struct {
@@ -58,8 +62,8 @@ type Backup struct {
 	Bucket            string `yaml:"bucket"`
 	BackupPrefix      string `yaml:"backupPrefix"`
 	ManagedLedgerPath string `yaml:"managedLedgerPath"`
-	// StagingDir holds the dump and the archive between activities. Not in the seed's
-	// values; defaults to the OS temporary directory.
+	// StagingDir holds the dump and the archive between activities (an addition to
+	// StreamNative's values); defaults to the OS temporary directory.
 	StagingDir string `yaml:"stagingDir"`
 }
 
@@ -91,7 +95,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 
 func (d Duration) MarshalYAML() (interface{}, error) { return time.Duration(d).String(), nil }
 
-// Default returns the seed's defaults.
+// Default returns the defaults of StreamNative's values, and ours for the keys it lacks.
 func Default() Config {
 	return Config{
 		ZooKeeper: ZooKeeper{Servers: "127.0.0.1:2181", SessionTimeout: Duration(30 * time.Second)},
@@ -104,7 +108,8 @@ func Default() Config {
 			BackupPrefix:      "metadata-backup",
 			ManagedLedgerPath: "/managed-ledgers",
 		},
-		Restore: Restore{RestoreVersion: "1"},
+		Restore:     Restore{RestoreVersion: "1"},
+		RetryWindow: Duration(5 * time.Minute),
 	}
 }
 
@@ -231,6 +236,9 @@ func (c Config) Validate() error {
 	}
 	if c.Backup.WebServerPort <= 0 || c.Backup.WebServerPort > 65535 {
 		return fmt.Errorf("backup.webServerPort %d: must be a TCP port (1-65535)", c.Backup.WebServerPort)
+	}
+	if c.RetryWindow < Duration(time.Second) || c.RetryWindow > Duration(24*time.Hour) {
+		return fmt.Errorf("retryWindow %s: must be between 1s and 24h", time.Duration(c.RetryWindow))
 	}
 	if c.Backup.BackupInterval <= 0 {
 		return fmt.Errorf("backup.backupInterval %d: must be a positive number of seconds", c.Backup.BackupInterval)

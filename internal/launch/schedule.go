@@ -1,4 +1,7 @@
-package workflows
+// Package launch is the client side of the workflows: the backup Schedule a worker keeps in
+// line with its config, and starting restores. It runs in the worker and starter binaries,
+// never inside a workflow.
+package launch
 
 import (
 	"context"
@@ -9,6 +12,9 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
 // ScheduleState is what SyncSchedule did.
@@ -21,25 +27,50 @@ const (
 	ScheduleAbsent  ScheduleState = "absent"
 )
 
-// SyncSchedule brings the Temporal Schedule ScheduleID in line with backup.enable: when
-// enabled it exists, unpaused, starting BackupWorkflow every interval on taskQueue with
-// overlap policy skip; when disabled an existing schedule is paused (kept, so its history
-// and any operator notes stay) and a missing one is left missing.
-func SyncSchedule(ctx context.Context, c client.Client, taskQueue string, enable bool, interval time.Duration) (ScheduleState, error) {
+// Deployment is what a worker backs up: its task queue (which names its Schedule) and its
+// backup target (bucket and prefix), recorded in the Schedule's memo.
+type Deployment struct {
+	TaskQueue string
+	Target    string
+}
+
+// ErrScheduleClaimed is wrapped when the Schedule this deployment's task queue names belongs
+// to another deployment.
+var ErrScheduleClaimed = errors.New("the schedule belongs to another deployment")
+
+const (
+	memoTarget = "backupTarget"
+	note       = "managed by pulsar-metadata-backup worker (backup.enable)"
+)
+
+// SyncSchedule brings this deployment's Schedule (result.ScheduleID of its task queue) in
+// line with backup.enable: when enabled it exists, unpaused, starting BackupWorkflow every
+// interval on the task queue with overlap policy skip; when disabled an existing one is
+// paused (kept, so its history and any operator notes stay) and a missing one is left
+// missing. It only ever touches its own Schedule: one whose action starts workflows on
+// another task queue fails it with ErrScheduleClaimed, naming that deployment. A Schedule an
+// earlier version of this tool kept under the default ID for this task queue is deleted.
+func SyncSchedule(ctx context.Context, c client.Client, d Deployment, enable bool, interval time.Duration) (ScheduleState, error) {
+	id := result.ScheduleID(d.TaskQueue)
 	if interval <= 0 {
-		return "", fmt.Errorf("schedule %s: interval must be positive", ScheduleID)
+		return "", fmt.Errorf("schedule %s: interval must be positive", id)
+	}
+	sc := c.ScheduleClient()
+	if id != result.DefaultScheduleID {
+		if err := dropLegacy(ctx, sc, d); err != nil {
+			return "", err
+		}
 	}
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}}
 	action := &client.ScheduleWorkflowAction{
-		ID:        ScheduleID,
-		Workflow:  BackupWorkflowName,
-		TaskQueue: taskQueue,
+		ID:        id,
+		Workflow:  result.BackupWorkflowName,
+		TaskQueue: d.TaskQueue,
 		// A backup that cannot finish within ten intervals is stuck, not slow.
-		WorkflowExecutionTimeout: maxDuration(10*interval, 6*time.Hour),
+		WorkflowExecutionTimeout: max(10*interval, 6*time.Hour),
 	}
-	sc := c.ScheduleClient()
-	h := sc.GetHandle(ctx, ScheduleID)
-	_, err := h.Describe(ctx)
+	h := sc.GetHandle(ctx, id)
+	desc, err := h.Describe(ctx)
 	var notFound *serviceerror.NotFound
 	switch {
 	case errors.As(err, &notFound):
@@ -47,22 +78,23 @@ func SyncSchedule(ctx context.Context, c client.Client, taskQueue string, enable
 			return ScheduleAbsent, nil
 		}
 		_, err := sc.Create(ctx, client.ScheduleOptions{
-			ID:      ScheduleID,
-			Spec:    spec,
-			Action:  action,
-			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
-			Note:    "managed by pulsar-metadata-backup worker (backup.enable)",
+			ID: id, Spec: spec, Action: action, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, Note: note,
+			Memo: map[string]any{memoTarget: d.Target},
 		})
 		if err != nil {
-			return "", fmt.Errorf("create schedule %s: %w", ScheduleID, err)
+			return "", fmt.Errorf("create schedule %s: %w", id, err)
 		}
 		return ScheduleCreated, nil
 	case err != nil:
-		return "", fmt.Errorf("describe schedule %s: %w", ScheduleID, err)
+		return "", fmt.Errorf("describe schedule %s: %w", id, err)
+	}
+	if tq := actionQueue(desc); tq != d.TaskQueue {
+		return "", fmt.Errorf("%w: schedule %s starts backups on task queue %q (%s), not on this worker's %q; leave it alone and give each deployment its own temporal.taskQueue",
+			ErrScheduleClaimed, id, tq, describeTarget(desc), d.TaskQueue)
 	}
 	if !enable {
 		if err := h.Pause(ctx, client.SchedulePauseOptions{Note: "backup.enable is false"}); err != nil {
-			return "", fmt.Errorf("pause schedule %s: %w", ScheduleID, err)
+			return "", fmt.Errorf("pause schedule %s: %w", id, err)
 		}
 		return SchedulePaused, nil
 	}
@@ -78,18 +110,51 @@ func SyncSchedule(ctx context.Context, c client.Client, taskQueue string, enable
 			s.State = &client.ScheduleState{}
 		}
 		s.State.Paused = false
-		s.State.Note = "managed by pulsar-metadata-backup worker (backup.enable)"
+		s.State.Note = note
 		return &client.ScheduleUpdate{Schedule: &s}, nil
 	}})
 	if err != nil {
-		return "", fmt.Errorf("update schedule %s: %w", ScheduleID, err)
+		return "", fmt.Errorf("update schedule %s: %w", id, err)
 	}
 	return ScheduleUpdated, nil
 }
 
-func maxDuration(a, b time.Duration) time.Duration {
-	if a > b {
-		return a
+// dropLegacy deletes the Schedule under the default ID when it starts backups on d's task
+// queue: earlier versions kept every deployment's schedule there.
+func dropLegacy(ctx context.Context, sc client.ScheduleClient, d Deployment) error {
+	h := sc.GetHandle(ctx, result.DefaultScheduleID)
+	desc, err := h.Describe(ctx)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("describe schedule %s: %w", result.DefaultScheduleID, err)
+	case actionQueue(desc) != d.TaskQueue:
+		return nil
 	}
-	return b
+	if err := h.Delete(ctx); err != nil && !errors.As(err, &notFound) {
+		return fmt.Errorf("delete this deployment's old schedule %s: %w", result.DefaultScheduleID, err)
+	}
+	return nil
+}
+
+func actionQueue(d *client.ScheduleDescription) string {
+	if a, ok := d.Schedule.Action.(*client.ScheduleWorkflowAction); ok {
+		return a.TaskQueue
+	}
+	return ""
+}
+
+// describeTarget names the deployment a Schedule backs up to, from its memo.
+func describeTarget(d *client.ScheduleDescription) string {
+	if d.Memo != nil {
+		if p, ok := d.Memo.GetFields()[memoTarget]; ok {
+			var target string
+			if converter.GetDefaultDataConverter().FromPayload(p, &target) == nil && target != "" {
+				return "backing up to " + target
+			}
+		}
+	}
+	return "backup target unknown"
 }

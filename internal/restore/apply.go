@@ -2,10 +2,10 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
-	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
@@ -30,23 +30,6 @@ type ApplyStats struct {
 	// after their children.
 	Batches      int64 `json:"batches"`
 	DeferredACLs int64 `json:"deferredACLs"`
-}
-
-// Owner is the run a restore's writes belong to: Apply and Mark check that the marker still
-// names it, so that two restores never write to one target at once.
-type Owner struct {
-	WorkflowID, RunID string
-}
-
-func checkOwner(ctx context.Context, c *zookeeper.Client, o Owner) (*Marker, int32, error) {
-	m, v, _, err := ReadMarker(ctx, c)
-	if err != nil {
-		return nil, 0, fmt.Errorf("read restore marker: %w", err)
-	}
-	if m == nil || m.WorkflowID != o.WorkflowID || m.RunID != o.RunID {
-		return nil, 0, fmt.Errorf("%w: it no longer names run %s/%s", ErrTargetChanged, o.WorkflowID, o.RunID)
-	}
-	return m, v, nil
 }
 
 // ApplyInput is what Apply needs besides the archive.
@@ -78,7 +61,7 @@ type ApplyInput struct {
 // seconds.
 func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, in ApplyInput, progress func(Progress)) (ApplyStats, error) {
 	var st ApplyStats
-	m, _, err := checkOwner(ctx, c, in.Owner)
+	m, version, err := checkOwner(ctx, c, in.Owner)
 	if err != nil {
 		return st, err
 	}
@@ -92,6 +75,9 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, in ApplyInput,
 	rw := NewRewriter(ar.Manifest().ManagedLedgerPath, m.StartedAt)
 	opts := in.Creator
 	opts.Replace = ClusterInitPath
+	// Every batch is conditional on the marker still being this run's: a restore that took
+	// the target over stops this one at its next batch, so two never interleave.
+	opts.Guard = &zookeeper.Guard{Path: MarkerPath, Version: version}
 
 	// Three stages run ahead of the Creator: one goroutine reads lines (and keeps the
 	// stream's checks), decodeWorkers decode them in parallel, and one goroutine takes the
@@ -167,39 +153,14 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, in ApplyInput,
 	st.Created, st.Existing, st.InitReplaced, st.Batches, st.DeferredACLs = cs.Created, cs.Existing, cs.Replaced, cs.Batches, cs.DeferredACLs
 	switch {
 	case addErr != nil:
-		return st, addErr
+		err = addErr
 	case readErr != nil:
-		return st, readErr
-	case err != nil:
-		return st, err
+		err = readErr
 	}
-	return st, nil
-}
-
-// MarkInput completes a restore's marker.
-type MarkInput struct {
-	Owner       Owner
-	CompletedAt time.Time
-	Created     int64
-}
-
-// Mark sets the marker of owner's restore to StateComplete with the completion time and the
-// number of znodes created. Marking an already complete marker of the same run again does
-// nothing.
-func Mark(ctx context.Context, c *zookeeper.Client, in MarkInput) (Marker, error) {
-	m, v, err := checkOwner(ctx, c, in.Owner)
-	if err != nil {
-		return Marker{}, err
+	if errors.Is(err, zookeeper.ErrGuardFailed) {
+		return st, fmt.Errorf("%w: %w", ErrTargetChanged, err)
 	}
-	if m.State == StateComplete {
-		return *m, nil
-	}
-	done := in.CompletedAt.UTC()
-	m.State, m.CompletedAt, m.Created = StateComplete, &done, in.Created
-	if err := writeMarker(ctx, c, *m, v); err != nil {
-		return Marker{}, err
-	}
-	return *m, nil
+	return st, err
 }
 
 // skipped tells whether a restore leaves path alone (SkipReason), for DecodeLine.

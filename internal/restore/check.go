@@ -31,6 +31,9 @@ const (
 	// RefusedLedgerCollision: a restored topic would list a ledger id the target's
 	// BookKeeper already has.
 	RefusedLedgerCollision = "LedgerIdCollision"
+	// RefusedInProgress: the marker names another restore that is still applying, in a run
+	// Temporal still has open.
+	RefusedInProgress = "RestoreInProgress"
 )
 
 // InitClusterCommand is the step a target without BookKeeper metadata needs first.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
@@ -76,6 +77,33 @@ func (m *Marker) previous() *Previous {
 
 var openACL = []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}}
 
+// markerACL is the marker's ACL: with zookeeper.auth, all rights for that identity and read
+// for everyone (operators read it with no credentials); without, open.
+func markerACL(c *zookeeper.Client) []znode.ACL {
+	if id := c.Identity(); id != "" {
+		return []znode.ACL{{Perms: 31, Scheme: "digest", ID: id}, {Perms: znode.PermRead, Scheme: "world", ID: "anyone"}}
+	}
+	return openACL
+}
+
+// verifyMarker reads the marker back after Begin wrote it: it must hold m, and with
+// zookeeper.auth its ACL must name this session's identity, which the server only stores
+// for an authenticated session. Later marker writes need that identity's WRITE right.
+func verifyMarker(ctx context.Context, c *zookeeper.Client, m Marker) error {
+	rec, found, err := c.ReadZnode(ctx, MarkerPath)
+	if err != nil {
+		return fmt.Errorf("read back restore marker: %w", err)
+	}
+	var got Marker
+	if !found || json.Unmarshal(rec.Data, &got) != nil || got.RunID != m.RunID || got.WorkflowID != m.WorkflowID {
+		return fmt.Errorf("read back restore marker: %w", ErrTargetChanged)
+	}
+	if id := c.Identity(); id != "" && !slices.ContainsFunc(rec.ACL, func(a znode.ACL) bool { return a.Scheme == "digest" && a.ID == id }) {
+		return fmt.Errorf("read back restore marker: its ACL %v does not name this session's identity: the server did not take zookeeper.auth", rec.ACL)
+	}
+	return nil
+}
+
 // ErrTargetChanged is wrapped when the marker changed under a running restore: another
 // restore started on the same target. Retrying cannot fix it.
 var ErrTargetChanged = errors.New("the target's restore marker changed during the restore")
@@ -106,7 +134,7 @@ func writeMarker(ctx context.Context, c *zookeeper.Client, m Marker, version int
 		return fmt.Errorf("encode marker: %w", err)
 	}
 	if version < 0 {
-		_, err = c.CreateOne(ctx, znode.Record{Path: MarkerPath, Data: data, ACL: openACL, Mode: znode.ModePersistent})
+		_, err = c.CreateOne(ctx, znode.Record{Path: MarkerPath, Data: data, ACL: markerACL(c), Mode: znode.ModePersistent})
 	} else {
 		_, err = c.SetZnodeData(ctx, MarkerPath, data, version)
 	}
@@ -123,4 +151,47 @@ func writeMarker(ctx context.Context, c *zookeeper.Client, m Marker, version int
 		return fmt.Errorf("write marker %s: %w", MarkerPath, ErrTargetChanged)
 	}
 	return fmt.Errorf("write marker %s: %w", MarkerPath, err)
+}
+
+// Owner is the run a restore's writes belong to: Apply and Mark check that the marker still
+// names it, so that two restores never write to one target at once.
+type Owner struct {
+	WorkflowID, RunID string
+}
+
+func checkOwner(ctx context.Context, c *zookeeper.Client, o Owner) (*Marker, int32, error) {
+	m, v, _, err := ReadMarker(ctx, c)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read restore marker: %w", err)
+	}
+	if m == nil || m.WorkflowID != o.WorkflowID || m.RunID != o.RunID {
+		return nil, 0, fmt.Errorf("%w: it no longer names run %s/%s", ErrTargetChanged, o.WorkflowID, o.RunID)
+	}
+	return m, v, nil
+}
+
+// MarkInput completes a restore's marker.
+type MarkInput struct {
+	Owner       Owner
+	CompletedAt time.Time
+	Created     int64
+}
+
+// Mark sets the marker of owner's restore to StateComplete with the completion time and the
+// number of znodes created. Marking an already complete marker of the same run again does
+// nothing.
+func Mark(ctx context.Context, c *zookeeper.Client, in MarkInput) (Marker, error) {
+	m, v, err := checkOwner(ctx, c, in.Owner)
+	if err != nil {
+		return Marker{}, err
+	}
+	if m.State == StateComplete {
+		return *m, nil
+	}
+	done := in.CompletedAt.UTC()
+	m.State, m.CompletedAt, m.Created = StateComplete, &done, in.Created
+	if err := writeMarker(ctx, c, *m, v); err != nil {
+		return Marker{}, err
+	}
+	return *m, nil
 }

@@ -4,19 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
-
-// ErrUnrestorable is wrapped by errors about an archive that is well-formed but that a
-// restore cannot apply (a managed-ledger payload that does not decode, say). Retrying cannot
-// fix it.
-var ErrUnrestorable = errors.New("archive cannot be restored")
 
 // Limits on the lists of a Plan, which travels as a workflow result: counts are always
 // complete, lists hold the first entries in archive order.
@@ -79,6 +74,10 @@ type Plan struct {
 	// LedgerCollisions are ledger ids a restored topic lists that the target's BookKeeper
 	// already has ("<topic> <id>"): the restore refuses them.
 	LedgerCollisions Listed `json:"ledgerCollisions"`
+	// AuthMismatch are znodes whose ACL names zookeeper.auth's user with another password
+	// than the configured one: the restore could not read back, or create children under,
+	// what it creates there. The restore refuses them.
+	AuthMismatch Listed `json:"authMismatch"`
 	// Existing counts znodes the target already holds exactly as the restore would create
 	// them; Conflicts names those it holds differently (the restore refuses to overwrite).
 	// Both are only known when the plan was made against the target's contents.
@@ -151,7 +150,7 @@ func newPlanner(mlPath string, in PlanInput) *planner {
 	pl.p.PayloadFormats = map[string]int64{}
 	pl.p.Topics = []TopicPlan{}
 	pl.p.TopicsWithDataLoss = []string{}
-	for _, l := range []*Listed{&pl.p.SchemasToRegister, &pl.p.CompactionReset, &pl.p.StaleCursors, &pl.p.LedgerCollisions} {
+	for _, l := range []*Listed{&pl.p.SchemasToRegister, &pl.p.CompactionReset, &pl.p.StaleCursors, &pl.p.LedgerCollisions, &pl.p.AuthMismatch} {
 		l.First = []string{}
 	}
 	pl.p.Conflicts = []string{}
@@ -193,6 +192,14 @@ func (pl *planner) add(it Item) {
 	}
 	p.Create++
 	p.CreateByTopLevel[topLevel(it.Record.Path)]++
+	if user, _, ok := strings.Cut(pl.in.Identity, ":"); ok {
+		for _, a := range it.Record.ACL {
+			if a.Scheme == "digest" && strings.HasPrefix(a.ID, user+":") && a.ID != pl.in.Identity {
+				pl.list(&p.AuthMismatch, it.Record.Path)
+				break
+			}
+		}
+	}
 	if pl.in.Target != nil {
 		if have, ok := pl.in.Target[it.Record.Path]; ok {
 			switch {
@@ -317,105 +324,6 @@ next:
 	return true
 }
 
-// Progress is reported by the long stages every few seconds.
-type Progress struct {
-	// Records processed so far (read from the archive; Apply: handed to the Creator), and
-	// Written those sent to ZooKeeper (Apply, Clear).
-	Records int64  `json:"records"`
-	Written int64  `json:"written,omitempty"`
-	Path    string `json:"path,omitempty"`
-}
-
-// progressEvery is how often the long stages report progress.
-const progressEvery = 2 * time.Second
-
-type ticker struct {
-	fn   func(Progress)
-	next time.Time
-}
-
-func (t *ticker) tick(p Progress) {
-	if t.fn == nil {
-		return
-	}
-	if now := time.Now(); now.After(t.next) {
-		t.next = now.Add(progressEvery)
-		t.fn(p)
-	}
-}
-
-// Validation is what Validate learned.
-type Validation struct {
-	Manifest archive.Manifest
-	// MaxPending is the most managed ledgers the Rewriter held at once.
-	MaxPending int
-	// LedgerIDFloor is the floor the archive needs (the plan finds the same).
-	LedgerIDFloor LedgerIDFloor
-}
-
-// Validate reads a whole archive and checks everything a restore relies on, before anything
-// is written: the format, sizes, count and SHA-256 (archive.Verify), then that every record's
-// parent comes before it and no path appears twice, and that every managed-ledger and cursor
-// payload decodes, rewrites and fits in a znode. Errors wrap archive.ErrCorrupt or
-// ErrUnrestorable, which retrying cannot fix, or are I/O errors. progress, if not nil, is
-// called every few seconds.
-//
-// The duplicate and ordering checks keep a 64-bit hash per path (a map of them: tens of MB
-// for a million znodes), never the records.
-func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Validation, error) {
-	var (
-		v      Validation
-		rw     *Rewriter
-		ids    ledgerIDs
-		n      int64
-		seed   = maphash.MakeSeed()
-		seen   = map[uint64]struct{}{}
-		tick   = ticker{fn: progress}
-		hashOf = func(p string) uint64 { return maphash.String(seed, p) }
-	)
-	ar, err := archive.NewReader(r)
-	if err != nil {
-		return v, err
-	}
-	v.Manifest = ar.Manifest()
-	rw = NewRewriter(v.Manifest.ManagedLedgerPath, time.Now())
-	for {
-		rec, err := ar.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return v, err
-		}
-		n++
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return v, err
-			}
-		}
-		tick.tick(Progress{Records: n, Path: rec.Path})
-		h := hashOf(rec.Path)
-		if _, dup := seen[h]; dup {
-			return v, fmt.Errorf("%w: record %d: %s appears twice", archive.ErrCorrupt, n, rec.Path)
-		}
-		if rec.Path != "/" {
-			parent := znode.Parent(rec.Path)
-			if _, ok := seen[hashOf(parent)]; !ok && parent != "/" {
-				return v, fmt.Errorf("%w: record %d: %s comes before its parent %s", archive.ErrCorrupt, n, rec.Path, parent)
-			}
-		}
-		seen[h] = struct{}{}
-		it, err := rw.Next(rec)
-		if err != nil {
-			return v, fmt.Errorf("%w: %w", ErrUnrestorable, err)
-		}
-		ids.addItem(it)
-		v.MaxPending = max(v.MaxPending, rw.Pending())
-	}
-	v.LedgerIDFloor = ids.floor()
-	return v, nil
-}
-
 // PlanInput is what MakePlan compares the archive with.
 type PlanInput struct {
 	// Target holds the target's znodes outside the skipped paths (ReadTarget); nil means
@@ -425,6 +333,8 @@ type PlanInput struct {
 	TargetLedgers map[int64]bool
 	// RestoredAt is the cursors' new lastActive (see NewRewriter).
 	RestoredAt time.Time
+	// Identity is the target session's digest identity ("user:hash"), "" without auth.
+	Identity string
 }
 
 // MakePlan reads an archive (verified again as it goes) and says what a restore of it into
@@ -463,4 +373,31 @@ func MakePlan(ctx context.Context, r io.Reader, in PlanInput, progress func(Prog
 		pl.add(it)
 		tick.tick(Progress{Records: pl.p.Znodes, Path: rec.Path})
 	}
+}
+
+// ErrTargetTooLarge is returned by ReadTarget when the target holds more than its limit.
+var ErrTargetTooLarge = errors.New("target holds too many znodes to compare")
+
+// ReadTarget reads every znode of the target outside the skipped paths, for MakePlan to
+// compare with the archive. A new cluster's target holds few; more than limit fails with
+// ErrTargetTooLarge.
+func ReadTarget(ctx context.Context, c *zookeeper.Client, limit int) (map[string]znode.Record, error) {
+	out := map[string]znode.Record{}
+	_, err := c.Walk(ctx, zookeeper.WalkOptions{Skip: func(p string) bool {
+		_, skip := SkipReason(p)
+		return skip && p != "/"
+	}}, func(r znode.Record) error {
+		if r.Path == "/" {
+			return nil
+		}
+		if len(out) >= limit {
+			return fmt.Errorf("%w: more than %d outside the skipped paths", ErrTargetTooLarge, limit)
+		}
+		out[r.Path] = r
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the target: %w", err)
+	}
+	return out, nil
 }

@@ -8,11 +8,15 @@
 //     the restore relies on beyond the format (parents first, no duplicates, managed-ledger
 //     and cursor payloads that decode and fit after the rewrite).
 //   - MakePlan: what a restore would do, the dry run's output.
-//   - Clear: the start of a restore, which writes the marker as "applying" and, when the
-//     marker names an earlier restore of another pair, deletes that restore's znodes.
-//   - Apply: streams the archive into the target through the zookeeper package's Creator,
-//     skipping live state and rewriting managed ledgers and cursors on the fly.
+//   - Begin: the start of a restore, which writes the marker as "applying" and, when the
+//     marker names an earlier restore of another pair, deletes that restore's znodes (Clear).
+//   - Apply: sets the ledger-id floor (SetLedgerIDFloor), then streams the archive into the
+//     target through the zookeeper package's Creator, skipping live state and rewriting
+//     managed ledgers and cursors on the fly, every batch conditional on the marker.
 //   - Mark: sets the marker to "complete".
+//
+// One file per stage (check.go, validate.go, plan.go, begin.go, clear.go, apply.go,
+// marker.go), the rules in restore.go (skips), rewrite.go, floor.go and initcluster.go.
 //
 // What is skipped and rewritten is documented in docs/RESTORE.md; SkipReason and Rewriter
 // are the code of it.
@@ -168,3 +172,8 @@ func cleanMLPath(p string) string {
 	}
 	return strings.TrimSuffix(p, "/")
 }
+
+// ErrUnrestorable is wrapped by errors about an archive that is well-formed but that a
+// restore cannot apply (a managed-ledger payload that does not decode, say). Retrying cannot
+// fix it.
+var ErrUnrestorable = errors.New("archive cannot be restored")

@@ -17,6 +17,7 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger/mlpb"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -43,7 +44,7 @@ func buildArchive(t testing.TB, mlPath string, recs []znode.Record) []byte {
 		ToolVersion: "test", Source: []string{"zk:2181"}, ManagedLedgerPath: mlPath,
 		StartTime: time.Unix(1700000000, 0).UTC(), EndTime: time.Unix(1700000001, 0).UTC(),
 		ZxidStart: "0x1", ZxidEnd: "0x2", MaxZxid: "0x2",
-		Znodes: sw.Count(), DataBytes: sw.DataBytes(), StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
+		Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
 	}
 	var out bytes.Buffer
 	if _, err := archive.WriteArchive(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {

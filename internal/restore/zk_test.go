@@ -3,6 +3,7 @@ package restore_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsartree"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore/restoretest"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/testenv"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
@@ -51,7 +53,7 @@ func dumpArchive(t testing.TB, addr, mlPath string) string {
 	m := archive.Manifest{
 		ToolVersion: "test", Source: []string{addr}, ManagedLedgerPath: mlPath,
 		StartTime: time.Now().UTC(), EndTime: time.Now().UTC(), ZxidStart: "0x1", ZxidEnd: "0x1", MaxZxid: archive.Zxid(stats.MaxZxid),
-		Znodes: sw.Count(), EphemeralSkipped: stats.EphemeralSkipped, DataBytes: sw.DataBytes(), StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
+		Counts: result.Counts{Znodes: sw.Count(), EphemeralSkipped: stats.EphemeralSkipped, DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
 	}
 	path := filepath.Join(t.TempDir(), "backup.tar.gz")
 	f, err := os.Create(path)
@@ -328,5 +330,116 @@ func TestCheckRefusesRunningOrUsedTargets(t *testing.T) {
 		if chk, err := restore.Check(ctx, c, "p", v, []string{restore.DefaultManagedLedgerPath}); err != nil || chk.Decision != want {
 			t.Fatalf("version %s: %+v, %v", v, chk, err)
 		}
+	}
+}
+
+// Credentials that cannot read the target fail a new restoreVersion before the marker
+// moves: the marker still says the earlier restore, complete.
+func TestBeginWithWrongCredentialsLeavesTheMarker(t *testing.T) {
+	ctx := context.Background()
+	src, dst := testenv.StartZooKeeper(t), testenv.StartZooKeeper(t)
+	o := pulsartree.Sized(300)
+	o.Awkward = true
+	restoretest.Populate(t, src.Addr, o)
+	path := dumpArchive(t, src.Addr, restore.DefaultManagedLedgerPath)
+	restoretest.InitCluster(t, dst.Addr)
+	c := connectZK(t, dst.Addr)
+	restoreOnce(t, c, path, "s3a://bkt/a.tar.gz", "1", "run-1")
+	before, mv, _, err := restore.ReadMarker(ctx, c)
+	if err != nil || before == nil || before.State != restore.StateComplete {
+		t.Fatalf("marker %+v, %v", before, err)
+	}
+	// The marker's ACL names the restore's identity, with read for everyone.
+	rec, _, err := c.ReadZnode(ctx, restore.MarkerPath)
+	if err != nil || len(rec.ACL) != 2 || rec.ACL[0].Scheme != "digest" || rec.ACL[0].ID != c.Identity() || rec.ACL[1] != (znode.ACL{Perms: 1, Scheme: "world", ID: "anyone"}) {
+		t.Fatalf("marker ACL %v (%v), identity %s", rec.ACL, err, c.Identity())
+	}
+
+	wrong, err := zookeeper.Connect(ctx, zookeeper.Options{Servers: []string{dst.Addr}, Auth: "digest:" + pulsartree.DefaultDigestUser + ":wrong", Conns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Close()
+	chk, err := restore.Check(ctx, wrong, "s3a://bkt/a.tar.gz", "2", []string{restore.DefaultManagedLedgerPath})
+	if err != nil || chk.Decision != restore.DecisionReplace {
+		t.Fatalf("check: %+v, %v", chk, err)
+	}
+	_, err = restore.Begin(ctx, wrong, restore.BeginInput{RestorePoint: "s3a://bkt/a.tar.gz", RestoreVersion: "2", WorkflowID: "wf-2", RunID: "run-2",
+		ToolVersion: "test", StartedAt: time.Now(), Check: chk, TempDir: t.TempDir()}, nil)
+	if err == nil || !strings.Contains(err.Error(), "not authorized") {
+		t.Fatalf("begin with a wrong password: %v", err)
+	}
+	after, av, _, err := restore.ReadMarker(ctx, c)
+	if err != nil || av != mv || after.RestoreVersion != "1" || after.State != restore.StateComplete {
+		t.Fatalf("marker after the failed begin: %+v (version %d, was %d), %v", after, av, mv, err)
+	}
+
+	// The plan tells the wrong password from the archive's ACLs, before any write.
+	plan, err := restore.MakePlan(ctx, openFile(t, path), restore.PlanInput{Identity: wrong.Identity()}, nil)
+	if err != nil || plan.AuthMismatch.Count != 2 {
+		t.Fatalf("auth mismatch %+v, %v", plan.AuthMismatch, err)
+	}
+	if plan, _ := restore.MakePlan(ctx, openFile(t, path), restore.PlanInput{Identity: c.Identity()}, nil); plan.AuthMismatch.Count != 0 {
+		t.Fatalf("the right password mismatches: %+v", plan.AuthMismatch)
+	}
+}
+
+// Another restore that takes the marker over stops a running apply at its next batch: the
+// two never interleave their writes.
+func TestApplyStopsWhenTheMarkerIsTakenOver(t *testing.T) {
+	ctx := context.Background()
+	src, dst := testenv.StartZooKeeper(t), testenv.StartZooKeeper(t)
+	restoretest.Populate(t, src.Addr, pulsartree.Sized(2000))
+	path := dumpArchive(t, src.Addr, restore.DefaultManagedLedgerPath)
+	restoretest.InitCluster(t, dst.Addr)
+	c := connectZK(t, dst.Addr)
+	chk, err := restore.Check(ctx, c, "p", "1", []string{restore.DefaultManagedLedgerPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := restore.Owner{WorkflowID: "wf-a", RunID: "run-a"}
+	if _, err := restore.Begin(ctx, c, restore.BeginInput{RestorePoint: "p", RestoreVersion: "1", WorkflowID: owner.WorkflowID, RunID: owner.RunID,
+		StartedAt: time.Now(), Check: chk, TempDir: t.TempDir()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	// Once the first topics are written, another restore rewrites the marker.
+	raw, _, err := zk.Connect([]string{dst.Addr}, 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if err := raw.AddAuth("digest", []byte("super:"+testenv.SuperPassword)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, watch, err := raw.ExistsW("/managed-ledgers/public")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := make(chan error, 1)
+	go func() {
+		<-watch
+		m, v, _, err := restore.ReadMarker(ctx, c)
+		if err == nil {
+			m.WorkflowID, m.RunID = "wf-b", "run-b"
+			data, _ := json.Marshal(m)
+			_, err = raw.Set(restore.MarkerPath, data, v)
+		}
+		took <- err
+	}()
+	st, err := restore.Apply(ctx, c, openFile(t, path), restore.ApplyInput{Owner: owner, Creator: zookeeper.CreatorOptions{BatchOps: 10, InFlight: 1}}, nil)
+	if terr := <-took; terr != nil {
+		t.Fatal(terr)
+	}
+	if !errors.Is(err, restore.ErrTargetChanged) || !errors.Is(err, zookeeper.ErrGuardFailed) {
+		t.Fatalf("apply after the takeover: %v (%+v)", err, st)
+	}
+	plan, _ := restore.MakePlan(ctx, openFile(t, path), restore.PlanInput{}, nil)
+	n := len(restoretest.ReadTree(t, dst.Addr))
+	if st.Created >= plan.Create || int64(n) >= plan.Create {
+		t.Fatalf("apply went on: %d created, %d znodes in the target, the plan creates %d", st.Created, n, plan.Create)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if again := len(restoretest.ReadTree(t, dst.Addr)); again != n {
+		t.Fatalf("writes went on after apply returned: %d znodes, then %d", n, again)
 	}
 }

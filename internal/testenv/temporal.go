@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,11 +13,14 @@ import (
 	"go.temporal.io/sdk/testsuite"
 )
 
-// Temporal is one Temporal CLI dev server (in-memory, no UI).
+// Temporal is one Temporal CLI dev server (no UI), its state in a file of the test's, so it
+// can be restarted with everything it knew.
 type Temporal struct {
 	HostPort  string
 	Namespace string
 	server    *testsuite.DevServer
+	opts      testsuite.DevServerOptions
+	t         testing.TB
 }
 
 // StartTemporal starts the Temporal dev server with the given custom Keyword search attributes
@@ -36,27 +40,47 @@ func StartTemporal(t testing.TB, attrs ...temporal.SearchAttributeKeyKeyword) *T
 		}
 		sa = temporal.NewSearchAttributes(updates...)
 	}
-	out := &syncBuffer{}
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+	tp := &Temporal{HostPort: hostPort, Namespace: "default", t: t, opts: testsuite.DevServerOptions{
 		ExistingPath:     bin,
 		ClientOptions:    &client.Options{HostPort: hostPort, Namespace: "default"},
 		LogLevel:         "error",
+		DBFilename:       filepath.Join(t.TempDir(), "temporal.db"),
 		SearchAttributes: sa,
 		ExtraArgs:        []string{"--headless", "--http-port", fmt.Sprint(FreePort(t)), "--metrics-port", fmt.Sprint(FreePort(t))},
-		Stdout:           out,
-		Stderr:           out,
-	})
+	}}
+	tp.start(ctx)
+	t.Cleanup(tp.Stop)
+	return tp
+}
+
+func (tp *Temporal) start(ctx context.Context) {
+	out := &syncBuffer{}
+	tp.opts.Stdout, tp.opts.Stderr = out, out
+	srv, err := testsuite.StartDevServer(ctx, tp.opts)
 	if err != nil {
-		t.Fatalf("start temporal dev server (%s): %v\n%s", bin, err, out.String())
+		tp.t.Fatalf("start temporal dev server (%s): %v\n%s", tp.opts.ExistingPath, err, out.String())
 	}
 	srv.Client().Close()
-	tp := &Temporal{HostPort: srv.FrontendHostPort(), Namespace: "default", server: srv}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil && os.Getenv("TESTENV_VERBOSE") != "" {
-			t.Logf("stop temporal: %v", err)
-		}
-	})
-	return tp
+	tp.server = srv
+}
+
+// Stop stops the server (its state stays in its file).
+func (tp *Temporal) Stop() {
+	if tp.server == nil {
+		return
+	}
+	if err := tp.server.Stop(); err != nil && os.Getenv("TESTENV_VERBOSE") != "" {
+		tp.t.Logf("stop temporal: %v", err)
+	}
+	tp.server = nil
+}
+
+// Restart stops the server and starts it again on the same port with the same state.
+func (tp *Temporal) Restart() {
+	tp.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	tp.start(ctx)
 }
 
 // Client dials the server; the client is closed when the test ends.

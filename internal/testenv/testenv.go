@@ -42,8 +42,9 @@ func RepoRoot() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// findBinary looks for name in the environment variable envVar, then in the repo's bin/,
-// then on PATH.
+// findBinary is the repo's bin/<name>, the version the Makefile pins and `make deps`
+// installs; the environment variable envVar overrides it explicitly. Whatever else is on
+// PATH is never taken: tests run against the pinned servers.
 func findBinary(t testing.TB, envVar, name string) string {
 	t.Helper()
 	if p := os.Getenv(envVar); p != "" {
@@ -55,10 +56,7 @@ func findBinary(t testing.TB, envVar, name string) string {
 	if p := filepath.Join(RepoRoot(), "bin", name); isExecutable(p) {
 		return p
 	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	t.Fatalf("%s not found (set %s, or run `make deps` to install it into bin/)", name, envVar)
+	t.Fatalf("%s not found in %s (run `make deps` to install the pinned version, or set %s)", name, filepath.Join(RepoRoot(), "bin"), envVar)
 	return ""
 }
 

@@ -56,6 +56,20 @@ type ACL struct {
 	ID     string `json:"id"`
 }
 
+// PermRead is ZooKeeper's READ permission bit (ZooDefs.Perms.READ).
+const PermRead = 1
+
+// WorldReadable reports whether an ACL lets anyone read: an entry world:anyone with READ.
+// Reading a znode whose ACL is not needs credentials (or the super user).
+func WorldReadable(acl []ACL) bool {
+	for _, a := range acl {
+		if a.Scheme == "world" && a.ID == "anyone" && a.Perms&PermRead != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // Stat is the subset of ZooKeeper's Stat a backup keeps for the record; a restore cannot set
 // any of it (the server assigns it), so it is information, not input.
 type Stat struct {
@@ -112,9 +126,10 @@ func ValidatePath(p string) error {
 			return fmt.Errorf("invalid znode path %q: relative segment %q", p, seg)
 		}
 	}
+	// Java checks UTF-16 code units: a character outside the BMP is a surrogate pair, in the
+	// rejected 0xd800-0xf8ff range.
 	for _, r := range p {
-		if r == 0 || (r > 0 && r < 0x1f) || (r >= 0x7f && r <= 0x9f) ||
-			(r >= 0xd800 && r <= 0xf8ff) || (r >= 0xfff0 && r <= 0xffff) {
+		if r <= 0x1f || (r >= 0x7f && r <= 0x9f) || (r >= 0xd800 && r <= 0xf8ff) || r >= 0xfff0 {
 			return fmt.Errorf("invalid znode path %q: character %U not allowed", p, r)
 		}
 	}

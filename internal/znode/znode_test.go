@@ -31,7 +31,15 @@ func TestValidatePath(t *testing.T) {
 			t.Errorf("%q: %v", p, err)
 		}
 	}
-	bad := []string{"", "a", "/a/", "//a", "/a//b", "/a/../b", "/./a", "/..", "/a\x00b", "/a\x01", "/\u0085", "/\ud7ff\ue000", "/a\uffff"}
+	// As ZooKeeper's PathUtils.validatePath: U+001F is the last control character refused,
+	// and a character outside the BMP is a surrogate pair to Java, refused too.
+	good = append(good, "/a\u0020b", "/\ud7ff", "/\uf900")
+	for _, p := range good[len(good)-3:] {
+		if err := ValidatePath(p); err != nil {
+			t.Errorf("%q: %v", p, err)
+		}
+	}
+	bad := []string{"", "a", "/a/", "//a", "/a//b", "/a/../b", "/./a", "/..", "/a\x00b", "/a\x01", "/a\x1f", "/\u0085", "/\ud7ff\ue000", "/a\uffff", "/emoji-\U0001F600", "/\U00010000"}
 	for _, p := range bad {
 		if err := ValidatePath(p); err == nil {
 			t.Errorf("%q accepted", p)

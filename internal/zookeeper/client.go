@@ -197,6 +197,10 @@ func parseAuth(auth string) (user, password string, err error) {
 	return user, password, nil
 }
 
+// Identity is the digest ACL id this client authenticates as ("user:base64(sha1(user:password))"),
+// "" without auth.
+func (c *Client) Identity() string { return c.identity }
+
 // Close ends every session of the pool. Operations still running fail.
 func (c *Client) Close() {
 	if c.closed.Swap(true) {

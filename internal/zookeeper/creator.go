@@ -48,6 +48,29 @@ type CreatorOptions struct {
 	// ACL: such a znode gets the record's data and ACL (counted as Replaced) instead of
 	// failing the Creator. A znode of another mode still fails.
 	Replace func(path string) bool
+	// Guard, if set, makes every write conditional on a znode's version: each multi request
+	// carries a check of it, so a batch sent after the znode changed (another writer took
+	// over) fails whole, and the Creator stops with an error wrapping ErrGuardFailed.
+	// Container and TTL znodes, which a multi cannot carry, are created after a separate
+	// check.
+	Guard *Guard
+}
+
+// Guard is a znode's data version that writes are conditional on.
+type Guard struct {
+	Path    string
+	Version int32
+}
+
+// ErrGuardFailed is wrapped when a Guard's znode no longer has its version.
+var ErrGuardFailed = errors.New("the guarding znode changed")
+
+func (g *Guard) op() *zk.CheckVersionRequest {
+	return &zk.CheckVersionRequest{Path: g.Path, Version: g.Version}
+}
+
+func (g *Guard) failed(err error) error {
+	return fmt.Errorf("%w: %s is no longer at version %d (%w)", ErrGuardFailed, g.Path, g.Version, err)
 }
 
 // CreatorStats counts what a Creator did.
@@ -285,17 +308,50 @@ func (cr *Creator) send(b *createBatch) error {
 		return err
 	}
 	var err error
-	if b.single {
+	if b.single && (cr.opts.Guard == nil || b.items[0].mode != znode.ModePersistent) {
+		if err := cr.checkGuard(); err != nil {
+			return err
+		}
 		err = createRaw(cr.conn, b.items[0])
 	} else {
-		ops := make([]any, len(b.items))
-		for i, it := range b.items {
-			ops[i] = &zk.CreateRequest{Path: it.path, Data: it.data, Acl: it.acl, Flags: zk.FlagPersistent}
-		}
-		_, err = cr.conn.Multi(ops...)
+		err = cr.multiCreate(b.items)
 	}
 	if err == nil {
 		err = cr.c.Err()
+	}
+	return err
+}
+
+// multiCreate creates persistent items in one multi request, guarded if the Creator is. The
+// check goes last: a multi is atomic whatever its order, and the first operation must be a
+// create for the connection to tell when the request is on its way (expectWrite).
+func (cr *Creator) multiCreate(items []*createItem) error {
+	ops := make([]any, 0, len(items)+1)
+	for _, it := range items {
+		ops = append(ops, &zk.CreateRequest{Path: it.path, Data: it.data, Acl: it.acl, Flags: zk.FlagPersistent})
+	}
+	g := cr.opts.Guard
+	if g != nil {
+		ops = append(ops, g.op())
+	}
+	res, err := cr.conn.Multi(ops...)
+	if g != nil && err != nil && len(res) == len(ops) {
+		if e := res[len(res)-1].Error; errors.Is(e, zk.ErrBadVersion) || errors.Is(e, zk.ErrNoNode) {
+			return g.failed(e)
+		}
+	}
+	return err
+}
+
+// checkGuard checks the Guard on its own, for the creates a multi cannot carry.
+func (cr *Creator) checkGuard() error {
+	g := cr.opts.Guard
+	if g == nil {
+		return nil
+	}
+	_, err := cr.conn.Multi(g.op())
+	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+		return g.failed(err)
 	}
 	return err
 }
@@ -330,6 +386,10 @@ func (cr *Creator) reapOldest() {
 		if b.err == nil {
 			cr.account(b)
 			continue
+		}
+		if errors.Is(b.err, ErrGuardFailed) {
+			cr.fail(b.err)
+			return
 		}
 		if errors.Is(b.err, ErrSessionExpired) || errors.Is(b.err, errClientClosed) {
 			cr.fail(opError("create", b.items[0].path, b.err))
@@ -379,24 +439,20 @@ func (cr *Creator) recover(b *createBatch) error {
 		return nil
 	}
 	if !b.single && len(missing) > 1 {
-		ops := make([]any, len(missing))
-		for i, it := range missing {
-			ops[i] = &zk.CreateRequest{Path: it.path, Data: it.data, Acl: it.acl, Flags: zk.FlagPersistent}
-		}
-		err := cr.c.retry(cr.ctx, func() error {
-			_, err := cr.conn.Multi(ops...)
-			return err
-		})
+		err := cr.c.retry(cr.ctx, func() error { return cr.multiCreate(missing) })
 		if err == nil {
 			cr.account(&createBatch{items: missing})
 			return nil
+		}
+		if errors.Is(err, ErrGuardFailed) {
+			return err
 		}
 		if errors.Is(err, ErrSessionExpired) || cr.ctx.Err() != nil {
 			return opError("create", missing[0].path, err)
 		}
 	}
 	for _, it := range missing {
-		created, f, err := cr.c.createOne(cr.ctx, cr.conn, it)
+		created, f, err := cr.createGuarded(it)
 		if err != nil {
 			return err
 		}
@@ -409,6 +465,21 @@ func (cr *Creator) recover(b *createBatch) error {
 		}
 	}
 	return nil
+}
+
+// createGuarded creates one item as createOne does, under the Creator's Guard: persistent
+// items in a multi with the check, others after a check.
+func (cr *Creator) createGuarded(it *createItem) (bool, existing, error) {
+	if cr.opts.Guard == nil {
+		return cr.c.createOne(cr.ctx, cr.conn, it)
+	}
+	if it.mode != znode.ModePersistent {
+		if err := cr.c.retry(cr.ctx, cr.checkGuard); err != nil {
+			return false, existing{}, err
+		}
+		return cr.c.createOne(cr.ctx, cr.conn, it)
+	}
+	return cr.c.createWith(cr.ctx, it, func() error { return cr.multiCreate([]*createItem{it}) })
 }
 
 // settle accounts for an item found existing: identical is Existing; different is an error,
@@ -578,10 +649,18 @@ func createRaw(conn *zk.Conn, it *createItem) error {
 // createOne creates the item, retrying a lost connection; when the znode exists (perhaps
 // created by a try whose reply was lost) it reads it back for the caller to compare.
 func (c *Client) createOne(ctx context.Context, conn *zk.Conn, it *createItem) (bool, existing, error) {
-	err := c.retry(ctx, func() error { return createRaw(conn, it) })
+	return c.createWith(ctx, it, func() error { return createRaw(conn, it) })
+}
+
+// createWith runs create (retrying a lost connection) and sorts out its outcome as createOne
+// says; a Guard's failure is returned as it is.
+func (c *Client) createWith(ctx context.Context, it *createItem, create func() error) (bool, existing, error) {
+	err := c.retry(ctx, create)
 	switch {
 	case err == nil:
 		return true, existing{}, nil
+	case errors.Is(err, ErrGuardFailed):
+		return false, existing{}, err
 	case errors.Is(err, zk.ErrNodeExists):
 		f := c.readBack(ctx, []*createItem{it})[0]
 		if f.err != nil {

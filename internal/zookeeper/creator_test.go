@@ -441,3 +441,77 @@ func TestCreateOneAndCreatorAgreeOnErrors(t *testing.T) {
 		t.Errorf("Add with a cancelled context: %v", err)
 	}
 }
+
+// A guarded Creator writes only while the guard znode keeps its version: once another writer
+// changes it, the next batch (or single create) fails whole, nothing of it is created, and
+// the Creator stops with ErrGuardFailed.
+func TestCreatorGuardStopsWritesOnceTheGuardChanges(t *testing.T) {
+	z := testenv.StartZooKeeper(t)
+	raw := rawConn(t, z.Addr)
+	mustCreate(t, raw, "/guard", []byte("mine"), nil)
+	c := connect(t, z.Addr, Options{})
+	ctx := context.Background()
+	opts := CreatorOptions{BatchOps: 5, InFlight: 1, Guard: &Guard{Path: "/guard", Version: 0}}
+
+	cr := c.NewCreator(ctx, opts)
+	add := func(recs ...znode.Record) error {
+		for _, r := range recs {
+			if err := cr.Add(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	first := []znode.Record{rec("/t", nil, 20)}
+	for i := range 9 {
+		first = append(first, rec(fmt.Sprintf("/t/a%d", i), nil, 0))
+	}
+	if err := add(first...); err != nil { // two full batches, sent
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if ok, _, _ := raw.Exists("/t/a8"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first batches never landed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Another restore takes over.
+	if _, err := raw.Set("/guard", []byte("theirs"), 0); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for i := 0; err == nil && i < 10; i++ {
+		err = add(rec(fmt.Sprintf("/t/b%d", i), nil, 0))
+	}
+	if err == nil {
+		_, err = cr.Close()
+	}
+	if !errors.Is(err, ErrGuardFailed) || !strings.Contains(err.Error(), "/guard is no longer at version 0") {
+		t.Fatalf("after the guard changed: %v", err)
+	}
+	children, _, err := raw.Children("/t")
+	if err != nil || len(children) != 9 {
+		t.Fatalf("/t holds %v (%v): want only the 9 written before the guard changed", children, err)
+	}
+
+	// A container, which goes in a single create after its own check, is refused too.
+	cr = c.NewCreator(ctx, opts)
+	err = cr.Add(znode.Record{Path: "/t/c", ACL: openACL, Mode: znode.ModeContainer})
+	if err == nil {
+		_, err = cr.Close()
+	}
+	if !errors.Is(err, ErrGuardFailed) {
+		t.Fatalf("guarded container: %v", err)
+	}
+	if ok, _, _ := raw.Exists("/t/c"); ok {
+		t.Fatal("the container was created")
+	}
+	// At the guard's new version, writes go on.
+	if _, err := apply(t, c, CreatorOptions{Guard: &Guard{Path: "/guard", Version: 1}}, []znode.Record{rec("/t/d", nil, 0)}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,8 +1,7 @@
 package zookeeper
 
 // Single-znode reads and writes, and batched deletes, for the restore's gate checks, its
-// marker znode and the clearing of an earlier restore. Added by the restore (issue 4) as a
-// separate file; nothing else in the package depends on it.
+// marker znode and the clearing of an earlier restore.
 
 import (
 	"context"
