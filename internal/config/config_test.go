@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-func TestDefaultsAreTheSeeds(t *testing.T) {
+func TestDefaults(t *testing.T) {
 	cfg, err := Parse(strings.NewReader(""))
 	if err != nil {
 		t.Fatal(err)
@@ -16,7 +16,8 @@ func TestDefaultsAreTheSeeds(t *testing.T) {
 	if cfg.Backup.WebServerPort != 8088 || cfg.Backup.BackupInterval != 600 || cfg.Backup.Bucket != "s3a://metadata-backup" ||
 		cfg.Backup.BackupPrefix != "metadata-backup" || cfg.Backup.ManagedLedgerPath != "/managed-ledgers" ||
 		cfg.Restore.RestoreVersion != "1" || cfg.Temporal.TaskQueue != "metadata-backup" ||
-		time.Duration(cfg.ZooKeeper.SessionTimeout) != 30*time.Second || cfg.Backup.Enable || cfg.Restore.Enable {
+		time.Duration(cfg.ZooKeeper.SessionTimeout) != 30*time.Second || cfg.Backup.Enable || cfg.Restore.Enable ||
+		time.Duration(cfg.RetryWindow) != 5*time.Minute {
 		t.Fatalf("defaults %+v", cfg)
 	}
 }
@@ -74,6 +75,8 @@ func TestInvalidConfigNamesKey(t *testing.T) {
 		"restore:\n  enable: true\n":                   "restore.restorePoint",
 		"restore:\n  restorePoint: \"s3a://bucket\"\n": "restore.restorePoint",
 		"restore:\n  restoreVersion: \"\"\n":           "restore.restoreVersion",
+		"retryWindow: 0s\n":                            "retryWindow",
+		"retryWindow: 48h\n":                           "retryWindow",
 		"nonsense: [":                                  "yaml",
 	}
 	for in, key := range cases {

@@ -13,6 +13,7 @@ package restore_test
 
 import (
 	"context"
+	"os"
 	"io"
 	"testing"
 	"time"
@@ -30,13 +31,28 @@ import (
 func BenchmarkApply(b *testing.B) {
 	ctx := context.Background()
 	treeSize, one := testenv.EnvInt(b, "RESTORE_BENCH_TREE", 240_000), testenv.EnvInt(b, "RESTORE_BENCH_ONE", 5_000)
-	src := testenv.StartZooKeeper(b)
-	o := pulsartree.Sized(treeSize)
-	o.Compression = mlpb.CompressionType_LZ4
-	srcConn, _ := restoretest.Populate(b, src.Addr, o)
-	path := dumpArchive(b, src.Addr, restore.DefaultManagedLedgerPath)
-	srcConn.Close()
-	src.Stop()
+	// RESTORE_BENCH_ARCHIVE names an archive to apply instead of a generated tree's (to
+	// compare two versions of the code on the same archive, or to measure one's own);
+	// RESTORE_BENCH_SAVE keeps the generated one there.
+	path := os.Getenv("RESTORE_BENCH_ARCHIVE")
+	if path == "" {
+		src := testenv.StartZooKeeper(b)
+		o := pulsartree.Sized(treeSize)
+		o.Compression = mlpb.CompressionType_LZ4
+		srcConn, _ := restoretest.Populate(b, src.Addr, o)
+		path = dumpArchive(b, src.Addr, restore.DefaultManagedLedgerPath)
+		srcConn.Close()
+		src.Stop()
+		if save := os.Getenv("RESTORE_BENCH_SAVE"); save != "" {
+			data, err := os.ReadFile(path)
+			if err == nil {
+				err = os.WriteFile(save, data, 0o644)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 
 	b.StopTimer() // the metrics below are what counts
 	// What the apply costs besides creating: reading, verifying, decoding and rewriting.
