@@ -13,8 +13,8 @@ package restore_test
 
 import (
 	"context"
-	"os"
 	"io"
+	"os"
 	"testing"
 	"time"
 
