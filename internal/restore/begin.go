@@ -86,7 +86,7 @@ func Begin(ctx context.Context, c *zookeeper.Client, in BeginInput, progress fun
 		if err := writeMarker(ctx, c, mine, version); err != nil {
 			return res, err
 		}
-		if err := verifyMarker(ctx, c, mine); err != nil {
+		if err := verifyMarker(ctx, c, mine, version < 0); err != nil {
 			return res, err
 		}
 	}

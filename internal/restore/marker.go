@@ -86,10 +86,11 @@ func markerACL(c *zookeeper.Client) []znode.ACL {
 	return openACL
 }
 
-// verifyMarker reads the marker back after Begin wrote it: it must hold m, and with
-// zookeeper.auth its ACL must name this session's identity, which the server only stores
-// for an authenticated session. Later marker writes need that identity's WRITE right.
-func verifyMarker(ctx context.Context, c *zookeeper.Client, m Marker) error {
+// verifyMarker reads the marker back after Begin wrote it: it must hold m, and when Begin
+// created it (created) with zookeeper.auth, its ACL must name this session's identity,
+// which the server only stores for an authenticated session; later marker writes need that
+// identity's WRITE right. A marker an earlier restore created keeps the ACL it was given.
+func verifyMarker(ctx context.Context, c *zookeeper.Client, m Marker, created bool) error {
 	rec, found, err := c.ReadZnode(ctx, MarkerPath)
 	if err != nil {
 		return fmt.Errorf("read back restore marker: %w", err)
@@ -98,7 +99,7 @@ func verifyMarker(ctx context.Context, c *zookeeper.Client, m Marker) error {
 	if !found || json.Unmarshal(rec.Data, &got) != nil || got.RunID != m.RunID || got.WorkflowID != m.WorkflowID {
 		return fmt.Errorf("read back restore marker: %w", ErrTargetChanged)
 	}
-	if id := c.Identity(); id != "" && !slices.ContainsFunc(rec.ACL, func(a znode.ACL) bool { return a.Scheme == "digest" && a.ID == id }) {
+	if id := c.Identity(); created && id != "" && !slices.ContainsFunc(rec.ACL, func(a znode.ACL) bool { return a.Scheme == "digest" && a.ID == id }) {
 		return fmt.Errorf("read back restore marker: its ACL %v does not name this session's identity: the server did not take zookeeper.auth", rec.ACL)
 	}
 	return nil

@@ -443,3 +443,31 @@ func TestApplyStopsWhenTheMarkerIsTakenOver(t *testing.T) {
 		t.Fatalf("writes went on after apply returned: %d znodes, then %d", n, again)
 	}
 }
+
+// A marker an earlier restore created without auth (open ACL) is taken over by a restore
+// with auth: only a marker Begin creates must name its identity.
+func TestBeginTakesOverAMarkerCreatedWithoutAuth(t *testing.T) {
+	ctx := context.Background()
+	z := testenv.StartZooKeeper(t)
+	restoretest.InitCluster(t, z.Addr)
+	raw, _, err := zk.Connect([]string{z.Addr}, 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Create(restore.MarkerPath, []byte(`{"tool":"pulsar-metadata-backup","state":"complete","restorePoint":"p","restoreVersion":"1"}`), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	c := connectZK(t, z.Addr)
+	chk, err := restore.Check(ctx, c, "p", "2", []string{restore.DefaultManagedLedgerPath})
+	if err != nil || chk.Decision != restore.DecisionReplace {
+		t.Fatalf("check: %+v, %v", chk, err)
+	}
+	if _, err := restore.Begin(ctx, c, restore.BeginInput{RestorePoint: "p", RestoreVersion: "2", WorkflowID: "wf", RunID: "run",
+		StartedAt: time.Now(), Check: chk, TempDir: t.TempDir()}, nil); err != nil {
+		t.Fatalf("begin over an open-ACL marker: %v", err)
+	}
+	if m, _, _, err := restore.ReadMarker(ctx, c); err != nil || m.RestoreVersion != "2" || m.State != restore.StateApplying {
+		t.Fatalf("marker %+v, %v", m, err)
+	}
+}
