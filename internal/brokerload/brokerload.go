@@ -5,9 +5,10 @@
 // another owner). Tests run it over restored trees as an oracle written from Pulsar's
 // source, independent of the restore's own rewrite rules.
 //
-// Each rule names the Pulsar file and method it models (Pulsar 3.x; the facts are in
-// ../shared/PULSAR-METADATA.md and docs/RESTORE.md). Only the parts a restore can get wrong
-// are modelled: no reads of entry data, no trimming, no offloading.
+// Each rule names the Pulsar file and method it models (Pulsar 3.x; docs/RESTORE.md, "What a
+// broker does with restored metadata", sums them up). Only the parts a restore can get wrong
+// are modelled: no reads of entry data, no trimming, no offloading. Names Pulsar fixes are
+// spelled out here rather than taken from the code under test.
 package brokerload
 
 import (
@@ -276,9 +277,10 @@ func loadCursor(tree map[string]znode.Record, path string, t *Topic, ledgers map
 	}
 	// PulsarCompactorSubscription opens the compacted ledger its cursor's
 	// CompactedTopicLedger property names (CompactedTopicImpl.newCompactedLedger).
-	if znode.Base(path) == managedledger.CompactionCursor {
+	// Compactor.COMPACTION_SUBSCRIPTION and COMPACTED_TOPIC_LEDGER_PROPERTY.
+	if znode.Base(path) == "__compaction" {
 		for _, p := range info.GetProperties() {
-			if p.GetName() == managedledger.CompactedTopicLedgerProperty {
+			if p.GetName() == "CompactedTopicLedger" {
 				problem("%s: the compactor opens compacted ledger %d (%s)", path, p.GetValue(), bkState(bk, p.GetValue()))
 			}
 		}
@@ -298,7 +300,9 @@ func children(tree map[string]znode.Record, parent string) []string {
 }
 
 // bookKeeper is the set of ledgers the tree's BookKeeper has: its ledger metadata znodes
-// under /ledgers, in the legacy (2/4/4), long (3/4/4/4/4) or flat layout.
+// under /ledgers, in the layouts of StringUtils.getHybridHierarchicalLedgerPath (2/4/4, and
+// 3/4/4/4/4 for ids from Integer.MAX_VALUE) or flat. Parsed here, not with the restore's own
+// parser, so that the two check each other.
 func bookKeeper(tree map[string]znode.Record) map[int64]bool {
 	out := map[int64]bool{}
 	for p := range tree {
@@ -320,9 +324,10 @@ func bookKeeper(tree map[string]znode.Record) map[int64]bool {
 }
 
 // generator models PulsarLedgerIdGenerator.generateLedgerId: with /ledgers/idgen-long, ids
-// are (highest HOB-n child << 32) | seq, seq counting from the HOB znode's cversion (the
-// server numbers sequential children from it); without it, 31-bit ids from the sequential
-// children of /ledgers/idgen.
+// are (highest HOB-n child << 32) | seq (generateLongLedgerId), seq counting from the HOB
+// znode's cversion (ZooKeeper numbers sequential children from the parent's cversion,
+// PrepRequestProcessor.pRequest2TxnCreate); without it, 31-bit ids from the sequential
+// children of /ledgers/idgen (generateShortLedgerId).
 type generator struct {
 	long bool
 	hob  int64

@@ -98,16 +98,11 @@ func RewriteLedger(payload []byte) ([]byte, LedgerRewrite, error) {
 			r.MaxID, r.HasIDs = id, true
 		}
 	}
-	var highestKept bool
 	kept := info.LedgerInfo[:0]
 	for _, li := range info.LedgerInfo {
 		id := li.GetLedgerId()
-		complete := li.GetOffloadContext().GetComplete()
-		if !r.HasIDs || id >= r.MaxID {
-			highestKept = complete
-		}
 		name(id)
-		if !complete {
+		if !li.GetOffloadContext().GetComplete() {
 			r.Dropped = append(r.Dropped, id)
 			continue
 		}
@@ -118,7 +113,7 @@ func RewriteLedger(payload []byte) ([]byte, LedgerRewrite, error) {
 	info.LedgerInfo = kept
 	if len(r.Kept)+len(r.Dropped) > 0 {
 		r.Tail, r.HasTail = r.MaxID, true
-		if highestKept {
+		if last, ok := r.LastKept(); ok && last.LedgerID == r.MaxID {
 			if r.MaxID == math.MaxInt64 {
 				return nil, r, fmt.Errorf("%s: ledger id %d leaves no id for the tail", ledgerWhat, r.MaxID)
 			}

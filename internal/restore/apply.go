@@ -110,7 +110,7 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, in ApplyInput,
 					skipped++
 					continue
 				}
-				it, err := rw.Next(rec)
+				it, err := rw.rewrite(rec) // not skipped: decodeLine said so
 				if err != nil {
 					readErr = fmt.Errorf("%w: %w", ErrUnrestorable, err)
 					return

@@ -24,8 +24,9 @@ const (
 	InstanceIDPath = LedgersRoot + "/INSTANCEID"
 	// IDGenLongPath holds the high-order halves of 63-bit ledger ids: while it exists,
 	// PulsarLedgerIdGenerator.generateLedgerId hands out (highest HOB-n child << 32) | seq,
-	// seq counting from 0 in sequential children of that HOB node. BookKeeper's own
-	// LongZkLedgerIdGenerator uses the same layout.
+	// seq the suffix of a sequential child of that HOB node, which ZooKeeper numbers from the
+	// parent's cversion, so from 0 under a new HOB node (PrepRequestProcessor.
+	// pRequest2TxnCreate). BookKeeper's own LongZkLedgerIdGenerator uses the same layout.
 	IDGenLongPath = LedgersRoot + "/idgen-long"
 	hobPrefix     = "HOB-"
 )
@@ -42,12 +43,11 @@ func HOBPath(hob int64) string { return fmt.Sprintf("%s/%s%010d", IDGenLongPath,
 type LedgerIDFloor struct {
 	// Highest is the highest ledger id the archive names: in managed ledgers (kept,
 	// dropped and the tail), cursors, schema locators, compacted-topic properties and
-	// BookKeeper's own metadata, the source's id generator included. None is false when it
-	// names none; then there is no floor to set.
+	// BookKeeper's own metadata, the source's id generator included.
 	Highest int64 `json:"highestLedgerId"`
-	None    bool  `json:"none,omitempty"`
 	// HOB is the idgen-long child the target needs (Highest >> 32) + 1, Path its znode, and
-	// FirstID (HOB << 32) the lowest id the new cluster can hand out afterwards.
+	// FirstID (HOB << 32) the lowest id the new cluster can hand out afterwards. HOB 0 means
+	// the archive names no ledger: there is no floor to set.
 	HOB     int64  `json:"hob"`
 	Path    string `json:"path,omitempty"`
 	FirstID int64  `json:"firstNewLedgerId"`
@@ -101,7 +101,7 @@ func (l *ledgerIDs) addItem(it Item) {
 
 func (l *ledgerIDs) floor() LedgerIDFloor {
 	if !l.any {
-		return LedgerIDFloor{None: true}
+		return LedgerIDFloor{}
 	}
 	hob := l.max>>32 + 1
 	return LedgerIDFloor{Highest: l.max, HOB: hob, Path: HOBPath(hob), FirstID: hob << 32}
@@ -110,8 +110,9 @@ func (l *ledgerIDs) floor() LedgerIDFloor {
 // ledgerIDOfPath reads the ledger id a path under /ledgers stands for:
 //
 //   - a ledger's metadata znode: the digits of the path segments below /ledgers, the last one
-//     prefixed with L, as BookKeeper's ledger managers lay them out (flat L0000000001,
-//     hierarchical 00/0000/L0001, long hierarchical 000/0000/0000/0000/L0001);
+//     prefixed with L, as BookKeeper's hierarchical ledger managers lay them out
+//     (StringUtils.getHybridHierarchicalLedgerPath: 00/0000/L0001 below Integer.MAX_VALUE,
+//     else the long 000/0000/0000/0000/L0001); a single L<digits> segment parses too;
 //   - idgen/ID-n: the 31-bit id n;
 //   - idgen-long/HOB-n: (n << 32) | 0xffffffff, the highest id that generator state may have
 //     handed out; idgen-long/HOB-n/ID-m: (n << 32) | m.
@@ -182,7 +183,7 @@ type FloorResult struct {
 // restore; brokers do not run during one.
 func SetLedgerIDFloor(ctx context.Context, c *zookeeper.Client, f LedgerIDFloor) (FloorResult, error) {
 	var res FloorResult
-	if f.None {
+	if f.HOB == 0 {
 		return res, nil
 	}
 	root, found, err := c.ReadZnode(ctx, LedgersRoot)
@@ -211,8 +212,8 @@ func SetLedgerIDFloor(ctx context.Context, c *zookeeper.Client, f LedgerIDFloor)
 	return res, nil
 }
 
-// highestHOB is the highest n of the HOB-n names, as PulsarLedgerIdGenerator picks it
-// (names that do not parse are ignored); 0 when there is none.
+// highestHOB is the highest n of the HOB-n names, as PulsarLedgerIdGenerator.
+// generateLongLedgerId picks it (names that do not parse are ignored); 0 when there is none.
 func highestHOB(names []string) int64 {
 	var max int64
 	for _, n := range names {

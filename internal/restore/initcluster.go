@@ -1,6 +1,10 @@
 package restore
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
+)
 
 // clusterInitPaths are the znodes `pulsar initialize-cluster-metadata` writes outside
 // /ledgers, /stream and /namespace (PulsarClusterMetadataSetup.initializeCluster): each is
@@ -25,15 +29,21 @@ var clusterInitPaths = map[string]bool{
 }
 
 // ClusterInitPath tells whether path is one `pulsar initialize-cluster-metadata` writes with
-// the new cluster's defaults. In a target without a restore marker, a restore replaces such a
-// znode's data and ACL with the archive's (Plan.InitReplaced) instead of refusing it as a
-// conflict: the supported order is to initialise the cluster's metadata first (BookKeeper's
-// format is part of it), then restore, and the archive's configuration is what the restore
-// brings back.
+// the new cluster's defaults. A restore replaces such a znode's data and ACL with the
+// archive's (Plan.InitReplaced, the Creator's Replace) instead of refusing it as a conflict:
+// the supported order is to initialise the cluster's metadata first (BookKeeper's format is
+// part of it), then restore, and the archive's configuration is what the restore brings back.
 func ClusterInitPath(path string) bool {
 	if clusterInitPaths[path] {
 		return true
 	}
 	rest, ok := strings.CutPrefix(path, "/admin/clusters/")
 	return ok && rest != "" && !strings.Contains(rest, "/")
+}
+
+// replaceable tells whether an existing znode at path that differs from the archive's is
+// replaced rather than refused: a ClusterInitPath, persistent on both sides (what the
+// Creator's Replace does, zookeeper.Creator.settle).
+func replaceable(path string, have, want znode.Mode) bool {
+	return ClusterInitPath(path) && have == znode.ModePersistent && want == znode.ModePersistent
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -134,10 +135,15 @@ type planner struct {
 	topic  map[string]int // index in p.Topics of listed topics
 	in     PlanInput
 	ids    ledgerIDs
+	// user is "<user>:" of in.Identity ("" without auth), for the AuthMismatch check.
+	user string
 }
 
 func newPlanner(mlPath string, in PlanInput) *planner {
 	pl := &planner{mlPath: cleanMLPath(mlPath), topic: map[string]int{}, in: in}
+	if user, _, ok := strings.Cut(in.Identity, ":"); ok {
+		pl.user = user + ":"
+	}
 	pl.p.CreateByTopLevel = map[string]int64{}
 	pl.p.Skipped = map[string]int64{}
 	for _, r := range SkipReasons {
@@ -192,9 +198,9 @@ func (pl *planner) add(it Item) {
 	}
 	p.Create++
 	p.CreateByTopLevel[topLevel(it.Record.Path)]++
-	if user, _, ok := strings.Cut(pl.in.Identity, ":"); ok {
+	if pl.user != "" {
 		for _, a := range it.Record.ACL {
-			if a.Scheme == "digest" && strings.HasPrefix(a.ID, user+":") && a.ID != pl.in.Identity {
+			if a.Scheme == "digest" && strings.HasPrefix(a.ID, pl.user) && a.ID != pl.in.Identity {
 				pl.list(&p.AuthMismatch, it.Record.Path)
 				break
 			}
@@ -205,7 +211,7 @@ func (pl *planner) add(it Item) {
 			switch {
 			case Same(have, it.Record):
 				p.Existing++
-			case ClusterInitPath(it.Record.Path) && have.Mode == it.Record.Mode:
+			case replaceable(it.Record.Path, have.Mode, it.Record.Mode):
 				p.InitReplaced = append(p.InitReplaced, it.Record.Path)
 			default:
 				p.ConflictsCount++
@@ -229,9 +235,10 @@ func (pl *planner) add(it Item) {
 		if lr.TerminatedTo != lr.TerminatedFrom {
 			p.TerminatedClamped++
 		}
-		listed := lr.KeptIDs()
+		keptIDs := lr.KeptIDs()
+		listed := keptIDs
 		if lr.HasTail {
-			listed = append(listed, lr.Tail)
+			listed = append(slices.Clip(keptIDs), lr.Tail)
 		}
 		for _, id := range listed {
 			if pl.in.TargetLedgers[id] {
@@ -252,7 +259,7 @@ func (pl *planner) add(it Item) {
 			if dropped == nil {
 				dropped = []int64{}
 			}
-			tp := TopicPlan{Topic: name, Path: it.Record.Path, Format: lr.Format.String(), Kept: lr.KeptIDs(), Dropped: dropped}
+			tp := TopicPlan{Topic: name, Path: it.Record.Path, Format: lr.Format.String(), Kept: keptIDs, Dropped: dropped}
 			if lr.HasTail {
 				tp.Tail = &lr.Tail
 			}
@@ -267,13 +274,13 @@ func (pl *planner) add(it Item) {
 		if cr.NoKeptLedger {
 			p.CursorsWithoutKeptLedger++
 		}
-		topic := pl.topicName(znode.Parent(it.Record.Path))
 		name := znode.Base(it.Record.Path)
+		// The topic's name only when a list takes it: most cursors are in none.
 		if cr.Stale {
-			pl.list(&p.StaleCursors, topic+" "+name)
+			pl.list(&p.StaleCursors, pl.topicName(znode.Parent(it.Record.Path))+" "+name)
 		}
 		if cr.HadCompactedLedger {
-			pl.list(&p.CompactionReset, topic)
+			pl.list(&p.CompactionReset, pl.topicName(znode.Parent(it.Record.Path)))
 		}
 		if cr.Moved {
 			p.CursorsReset++

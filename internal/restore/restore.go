@@ -55,9 +55,10 @@ const (
 	SkipBookKeeperBound = "bookkeeper-bound"
 	// SkipSchemaLocator: /schemas/<tenant>/<ns>/<topic>, a SchemaLocator naming BookKeeper
 	// ledgers that hold the schema versions (BookkeeperSchemaStorage). Restored, it fails
-	// every producer with a schema (the registry reads all versions) and deleting it deletes
-	// those ledger ids in the new cluster; absent, the registry sees no schema and the first
-	// producer registers one.
+	// every producer with a schema (SchemaRegistryServiceImpl.putSchemaIfAbsent reads all
+	// versions, BookkeeperSchemaStorage.readSchemaEntry opens their ledgers) and deleting it
+	// deletes those ledger ids in the new cluster (BookkeeperSchemaStorage.deleteSchema);
+	// absent, getSchema finds none and the first producer registers one.
 	SkipSchemaLocator = "schema-locator"
 	// SkipLiveBrokers: /loadbalance/brokers and /loadbalance/leader, the registrations of
 	// running brokers.
@@ -67,7 +68,8 @@ const (
 	SkipBundleOwnership = "bundle-ownership"
 	// SkipLoadStatistics: /loadbalance/bundle-data and broker-time-average, load reports of
 	// the old brokers, stale in a new cluster; brokers rebuild them.
-	// (/loadbalance/resource-quota is restored: it holds quotas admins set.)
+	// (/loadbalance/resource-quota is restored: it holds the quotas admins set with
+	// `pulsar-admin resource-quotas`, ResourceQuotasBase, read by BundlesQuotas.)
 	SkipLoadStatistics = "load-statistics"
 	// SkipMarker: a restore marker in the archive (the source was itself restored).
 	SkipMarker = "restore-marker"
@@ -80,18 +82,20 @@ var SkipReasons = []string{SkipRoot, SkipZooKeeper, SkipBookKeeper, SkipBookKeep
 var BookKeeperBoundRoots = []string{"/pulsar/functions", "/pulsar/packages", "/stream"}
 
 // skipRules maps subtree roots to their reason; the subtree root itself is skipped too.
-var skipRules = []struct{ root, reason string }{
-	{"/zookeeper", SkipZooKeeper},
-	{LedgersRoot, SkipBookKeeper},
-	{BookKeeperBoundRoots[0], SkipBookKeeperBound},
-	{BookKeeperBoundRoots[1], SkipBookKeeperBound},
-	{BookKeeperBoundRoots[2], SkipBookKeeperBound},
-	{"/loadbalance/brokers", SkipLiveBrokers},
-	{"/loadbalance/leader", SkipLiveBrokers},
-	{"/loadbalance/bundle-data", SkipLoadStatistics},
-	{"/loadbalance/broker-time-average", SkipLoadStatistics},
-	{MarkerPath, SkipMarker},
-}
+var skipRules = func() []skipRule {
+	rules := []skipRule{{"/zookeeper", SkipZooKeeper}, {LedgersRoot, SkipBookKeeper}}
+	for _, r := range BookKeeperBoundRoots {
+		rules = append(rules, skipRule{r, SkipBookKeeperBound})
+	}
+	return append(rules,
+		skipRule{"/loadbalance/brokers", SkipLiveBrokers},
+		skipRule{"/loadbalance/leader", SkipLiveBrokers},
+		skipRule{"/loadbalance/bundle-data", SkipLoadStatistics},
+		skipRule{"/loadbalance/broker-time-average", SkipLoadStatistics},
+		skipRule{MarkerPath, SkipMarker})
+}()
+
+type skipRule struct{ root, reason string }
 
 // SkipReason tells whether a restore leaves path alone, and why. The same rule decides what
 // Apply does not create and what Clear does not delete.

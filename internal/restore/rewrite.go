@@ -77,7 +77,11 @@ type ringEntry struct {
 // lastActive (see managedledger.RewriteCursor); a restore uses one value for all its runs,
 // so that a repeated apply writes the same bytes.
 func NewRewriter(managedLedgerPath string, restoredAt time.Time) *Rewriter {
-	return &Rewriter{mlPath: cleanMLPath(managedLedgerPath), lastActive: restoredAt.UnixMilli(), pending: map[string]*topicState{}}
+	rw := &Rewriter{mlPath: cleanMLPath(managedLedgerPath), pending: map[string]*topicState{}}
+	if !restoredAt.IsZero() {
+		rw.lastActive = restoredAt.UnixMilli()
+	}
+	return rw
 }
 
 // Next classifies and, for managed ledgers and cursors, rewrites one record. Errors name the
@@ -92,6 +96,12 @@ func (rw *Rewriter) Next(rec znode.Record) (Item, error) {
 		}
 		return it, nil
 	}
+	return rw.rewrite(rec)
+}
+
+// rewrite is Next for a record the restore does not skip.
+func (rw *Rewriter) rewrite(rec znode.Record) (Item, error) {
+	it := Item{Record: rec}
 	switch {
 	case rw.isManagedLedger(rec.Path):
 		out, lr, err := managedledger.RewriteLedger(rec.Data)

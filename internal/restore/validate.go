@@ -16,8 +16,6 @@ type Validation struct {
 	Manifest archive.Manifest
 	// MaxPending is the most managed ledgers the Rewriter held at once.
 	MaxPending int
-	// LedgerIDFloor is the floor the archive needs (the plan finds the same).
-	LedgerIDFloor LedgerIDFloor
 }
 
 // Validate reads a whole archive and checks everything a restore relies on, before anything
@@ -33,7 +31,6 @@ func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Valida
 	var (
 		v      Validation
 		rw     *Rewriter
-		ids    ledgerIDs
 		n      int64
 		seed   = maphash.MakeSeed()
 		seen   = map[uint64]struct{}{}
@@ -72,13 +69,10 @@ func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Valida
 			}
 		}
 		seen[h] = struct{}{}
-		it, err := rw.Next(rec)
-		if err != nil {
+		if _, err := rw.Next(rec); err != nil {
 			return v, fmt.Errorf("%w: %w", ErrUnrestorable, err)
 		}
-		ids.addItem(it)
 		v.MaxPending = max(v.MaxPending, rw.Pending())
 	}
-	v.LedgerIDFloor = ids.floor()
 	return v, nil
 }

@@ -374,7 +374,7 @@ func checkCursor(src, dst []byte, c pulsartree.Cursor, tp *pulsartree.Topic, res
 	want := proto.Clone(in).(*mlpb.ManagedCursorInfo)
 	want.CursorsLedgerId = proto.Int64(-1)
 	want.LastActive = proto.Int64(restoredAt)
-	if znode.Base(c.Path) == managedledger.CompactionCursor {
+	if znode.Base(c.Path) == "__compaction" { // Compactor.COMPACTION_SUBSCRIPTION
 		want.Properties = slices.DeleteFunc(want.Properties, func(p *mlpb.LongProperty) bool { return p.GetName() == "CompactedTopicLedger" })
 	}
 	if c.Restored != c.MarkDelete {
