@@ -77,19 +77,26 @@ func (m *Marker) previous() *Previous {
 
 var openACL = []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}}
 
-// markerACL is the marker's ACL: with zookeeper.auth, all rights for that identity and read
-// for everyone (operators read it with no credentials); without, open.
+// markerACL is the marker's ACL: with zookeeper.auth, all rights for the session's own
+// authenticated identity and read for everyone (operators read it with no credentials);
+// without, open. The identity is given as the "auth" scheme, which the server replaces with
+// the ids the session authenticated as, and refuses (InvalidACL) for a session that has none
+// (PrepRequestProcessor.fixupACL). A "digest:user:hash" id would be stored as given, proving
+// nothing.
 func markerACL(c *zookeeper.Client) []znode.ACL {
-	if id := c.Identity(); id != "" {
-		return []znode.ACL{{Perms: 31, Scheme: "digest", ID: id}, {Perms: znode.PermRead, Scheme: "world", ID: "anyone"}}
+	if c.Identity() != "" {
+		return []znode.ACL{{Perms: 31, Scheme: "auth", ID: ""}, {Perms: znode.PermRead, Scheme: "world", ID: "anyone"}}
 	}
 	return openACL
 }
 
 // verifyMarker reads the marker back after Begin wrote it: it must hold m, and when Begin
-// created it (created) with zookeeper.auth, its ACL must name this session's identity,
-// which the server only stores for an authenticated session; later marker writes need that
-// identity's WRITE right. A marker an earlier restore created keeps the ACL it was given.
+// created it (created) with zookeeper.auth, its ACL must name this session's digest identity:
+// the server expanded the "auth" entry to what the session authenticated as. (ZooKeeper
+// accepts any digest password at login, so this proves the server took the credentials, not
+// that they are the right ones; the plan's AuthMismatch checks those against the archive.)
+// Later marker writes need that identity's WRITE right. A marker an earlier restore created
+// keeps the ACL it was given.
 func verifyMarker(ctx context.Context, c *zookeeper.Client, m Marker, created bool) error {
 	rec, found, err := c.ReadZnode(ctx, MarkerPath)
 	if err != nil {
