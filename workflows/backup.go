@@ -37,7 +37,7 @@ func BackupWorkflow(ctx workflow.Context) (BackupResult, error) {
 	if err := workflow.UpsertTypedSearchAttributes(ctx, TargetAttribute.ValueSet(target.Target)); err != nil {
 		return BackupResult{}, stageError("tag with target", err)
 	}
-	b.stages = newStages(target.RetryWindow)
+	b.stages = newStages(target.RetryWindow, time.Minute)
 	b.res = BackupResult{Target: target.Target, Time: b.start.UTC()}
 	if err := withSessions(ctx, "backup", backupSession, maxBackupSessions, b.inSession); err != nil {
 		return b.res, err

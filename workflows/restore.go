@@ -215,7 +215,7 @@ func (r *restoreRun) resolve() error {
 	}
 	r.rep.RestorePoint, r.rep.Target = r.res.RestorePoint, r.res.Target
 	r.mlPaths = []string{r.res.ManagedLedgerPath}
-	r.stages = newStages(r.res.RetryWindow)
+	r.stages = newStages(r.res.RetryWindow, 15*time.Second)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -13,11 +14,6 @@ import (
 // ErrTypeWorkerLost is the type of the failure of a run whose session's worker was lost
 // more often than it starts over.
 const ErrTypeWorkerLost = "WorkerLost"
-
-// defaultRetryWindow is how long a stage's transient faults (ZooKeeper or S3 down, a
-// session expiry) are retried before the stage fails, when the worker's config does not say
-// (config.RetryWindow).
-const defaultRetryWindow = 5 * time.Minute
 
 // retry is shared by every stage: transient faults are retried with backoff for the stage's
 // retry window (ScheduleToCloseTimeout); errors the activities mark non-retryable (missing
@@ -35,13 +31,19 @@ var localStage = workflow.LocalActivityOptions{StartToCloseTimeout: 10 * time.Se
 // stage retries transient faults until the longer of its timeout and the retry window has
 // passed since it was first scheduled (ScheduleToClose). A short stage therefore rides out an
 // outage of up to the window; a long one (a dump, an upload) has its whole timeout.
-type stages struct{ window time.Duration }
+//
+// heartbeat is the session stages' heartbeat timeout: how soon a lost worker is noticed.
+// The restore's activities heartbeat every few seconds from their own goroutine; the
+// backup's beat less evenly (Prepare not at all, Dump every walk progress, Upload per 4 MiB
+// read), so they keep a longer one.
+type stages struct{ window, heartbeat time.Duration }
 
-func newStages(window time.Duration) stages {
+// newStages takes the worker's config.RetryWindow (its default when a result lacks it).
+func newStages(window, heartbeat time.Duration) stages {
 	if window <= 0 {
-		window = defaultRetryWindow
+		window = time.Duration(config.Default().RetryWindow)
 	}
-	return stages{window: window}
+	return stages{window: window, heartbeat: heartbeat}
 }
 
 // any is the options of an activity that may run on any worker.
@@ -61,7 +63,7 @@ func (st stages) session(ctx workflow.Context, timeout time.Duration) workflow.C
 		StartToCloseTimeout:    timeout,
 		ScheduleToCloseTimeout: max(timeout, st.window),
 		ScheduleToStartTimeout: 2 * time.Minute,
-		HeartbeatTimeout:       15 * time.Second,
+		HeartbeatTimeout:       st.heartbeat,
 		RetryPolicy:            retry,
 	})
 }

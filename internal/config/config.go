@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
@@ -30,8 +31,10 @@ type Config struct {
 	Backup    Backup    `yaml:"backup"`
 	Restore   Restore   `yaml:"restore"`
 	// RetryWindow is how long a backup or restore stage retries a transient fault
-	// (ZooKeeper or S3 unreachable, a session expiry) before it fails: an outage shorter
-	// than this never fails a run. Errors retrying cannot fix fail at once.
+	// (ZooKeeper or S3 unreachable, a session expiry) before it fails, counted from the
+	// stage's start: a stage shorter than its timeout rides out an outage of this long; a long
+	// stage (dump, upload, apply) retries within its timeout. Errors retrying cannot fix fail
+	// at once.
 	RetryWindow Duration `yaml:"retryWindow"`
 }
 
@@ -99,7 +102,7 @@ func (d Duration) MarshalYAML() (interface{}, error) { return time.Duration(d).S
 func Default() Config {
 	return Config{
 		ZooKeeper: ZooKeeper{Servers: "127.0.0.1:2181", SessionTimeout: Duration(30 * time.Second)},
-		Temporal:  Temporal{HostPort: "127.0.0.1:7233", Namespace: "default", TaskQueue: "metadata-backup"},
+		Temporal:  Temporal{HostPort: "127.0.0.1:7233", Namespace: "default", TaskQueue: result.DefaultTaskQueue},
 		S3:        S3{Region: "us-east-1"},
 		Backup: Backup{
 			WebServerPort:     8088,

@@ -34,9 +34,9 @@ type Deployment struct {
 	Target    string
 }
 
-// ErrScheduleClaimed is wrapped when the Schedule this deployment's task queue names belongs
+// errScheduleClaimed is wrapped when the Schedule this deployment's task queue names belongs
 // to another deployment.
-var ErrScheduleClaimed = errors.New("the schedule belongs to another deployment")
+var errScheduleClaimed = errors.New("the schedule belongs to another deployment")
 
 const (
 	memoTarget = "backupTarget"
@@ -48,7 +48,7 @@ const (
 // interval on the task queue with overlap policy skip; when disabled an existing one is
 // paused (kept, so its history and any operator notes stay) and a missing one is left
 // missing. It only ever touches its own Schedule: one whose action starts workflows on
-// another task queue fails it with ErrScheduleClaimed, naming that deployment. A Schedule an
+// another task queue fails it, naming that deployment. A Schedule an
 // earlier version of this tool kept under the default ID for this task queue is deleted.
 func SyncSchedule(ctx context.Context, c client.Client, d Deployment, enable bool, interval time.Duration) (ScheduleState, error) {
 	id := result.ScheduleID(d.TaskQueue)
@@ -90,7 +90,7 @@ func SyncSchedule(ctx context.Context, c client.Client, d Deployment, enable boo
 	}
 	if tq := actionQueue(desc); tq != d.TaskQueue {
 		return "", fmt.Errorf("%w: schedule %s starts backups on task queue %q (%s), not on this worker's %q; leave it alone and give each deployment its own temporal.taskQueue",
-			ErrScheduleClaimed, id, tq, describeTarget(desc), d.TaskQueue)
+			errScheduleClaimed, id, tq, describeTarget(desc), d.TaskQueue)
 	}
 	if !enable {
 		if err := h.Pause(ctx, client.SchedulePauseOptions{Note: "backup.enable is false"}); err != nil {

@@ -104,7 +104,7 @@ func TestTwoDeploymentsInOneNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := SyncSchedule(ctx, c, z, false, time.Minute)
-	if !errors.Is(err, ErrScheduleClaimed) || !strings.Contains(err.Error(), `task queue "someone-else" (backing up to s3a://other/prefix)`) {
+	if !errors.Is(err, errScheduleClaimed) || !strings.Contains(err.Error(), `task queue "someone-else" (backing up to s3a://other/prefix)`) {
 		t.Fatalf("claimed schedule: %v", err)
 	}
 	if describe(t, c, result.ScheduleID(z.TaskQueue)).Schedule.State.Paused {
