@@ -16,6 +16,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/launch"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsartree"
@@ -92,6 +93,23 @@ func (w *workerProcess) output() string {
 	return w.log.String()
 }
 
+// waitPending waits until the run has a started pending activity of type name; log, if set,
+// says more when it does not come.
+func waitPending(t *testing.T, c client.Client, id, name string, within time.Duration, log func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !pendingStarted(t, c, id, name) {
+		if time.Now().After(deadline) {
+			more := ""
+			if log != nil {
+				more = "\n" + log()
+			}
+			t.Fatalf("%s never started%s", name, more)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // pendingStarted tells whether the run has a started pending activity of type name.
 func pendingStarted(t *testing.T, c client.Client, id, name string) bool {
 	t.Helper()
@@ -112,7 +130,7 @@ func pendingStarted(t *testing.T, c client.Client, id, name string) bool {
 // one staged.
 func TestBackupSurvivesItsWorkerKilledMidDump(t *testing.T) {
 	s := startStack(t)
-	restoretest.Populate(t, s.zk.Addr, pulsartree.Sized(3000))
+	_, sum := restoretest.Populate(t, s.zk.Addr, pulsartree.Sized(3000))
 	// The first worker reaches ZooKeeper over a slow link, so its dump is still running when
 	// it is killed.
 	slow := startSlowLink(t, s.zk.Addr, 300*time.Millisecond)
@@ -130,17 +148,15 @@ func TestBackupSurvivesItsWorkerKilledMidDump(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for !pendingStarted(t, c, run.GetID(), "Dump") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the dump never started:\n%s", first.output())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitPending(t, c, run.GetID(), "Dump", time.Minute, first.output)
 	time.Sleep(2 * time.Second) // well into the dump
 	dead, err := os.ReadDir(root)
 	if err != nil || len(dead) != 2 { // worker-<token> and its lock
 		t.Fatalf("staging root before the kill: %v, %v", dead, err)
+	}
+	// The dead worker had staged the backup (its dump file may still be empty: buffered).
+	if inside, _ := os.ReadDir(filepath.Join(root, dead[0].Name())); len(inside) != 1 {
+		t.Fatalf("the worker's directory holds %v before the kill, want the backup's", inside)
 	}
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -167,11 +183,26 @@ func TestBackupSurvivesItsWorkerKilledMidDump(t *testing.T) {
 	if err := run.Get(ctx, &res); err != nil {
 		t.Fatalf("backup after its worker was killed: %s\n%s", workflows.Cause(err), second.output())
 	}
-	if res.Znodes == 0 || res.Name == "" || res.Name != "pulsar-backup-"+strings.TrimPrefix(res.Name, "pulsar-backup-") {
-		t.Fatalf("result %+v", res)
+	if res.Znodes != int64(sum.Persistent)+1 {
+		t.Fatalf("result %+v: want the whole tree, %d znodes", res, sum.Persistent+1)
 	}
 	if n := scheduled(t, c, run.GetID()); n["Prepare"] != 2 || n["Upload"] != 1 {
 		t.Fatalf("activities scheduled %v: want the backup prepared again on a new session", n)
+	}
+	// Both sessions prepared the same object key.
+	var keys []string
+	for _, ev := range history(t, c, run.GetID()) {
+		if a := ev.GetActivityTaskCompletedEventAttributes(); a != nil {
+			var prep activities.PrepareResult
+			for _, p := range a.GetResult().GetPayloads() { // activities without a result have none
+				if json.Unmarshal(p.GetData(), &prep) == nil && prep.Key != "" {
+					keys = append(keys, prep.Key)
+				}
+			}
+		}
+	}
+	if len(keys) != 2 || keys[0] != res.Name || keys[1] != res.Name {
+		t.Fatalf("prepared keys %v, the object is %s", keys, res.Name)
 	}
 	obj := s.getObject(t, res.Name)
 	if int64(len(obj)) != res.SizeCompressed {
@@ -228,13 +259,7 @@ func TestBackupSurvivesS3Outages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for !pendingStarted(t, c, wr.GetID(), "Dump") {
-		if time.Now().After(deadline) {
-			t.Fatal("the dump never started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitPending(t, c, wr.GetID(), "Dump", 2*time.Minute, nil)
 	s.minio.Stop()
 	time.AfterFunc(20*time.Second, s.minio.Restart)
 	var res result.Backup
@@ -273,13 +298,7 @@ func startSlowDump(t *testing.T, id string) *slowDump {
 	if d.run, err = d.c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{ID: id, TaskQueue: cfg.Temporal.TaskQueue}, result.BackupWorkflowName); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for !pendingStarted(t, d.c, id, "Dump") {
-		if time.Now().After(deadline) {
-			t.Fatal("the dump never started")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitPending(t, d.c, id, "Dump", time.Minute, nil)
 	return d
 }
 
@@ -352,13 +371,7 @@ func TestRestoreSurvivesItsWorkerKilledMidApply(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for !pendingStarted(t, c, run.GetID(), "ApplyArchive") {
-		if time.Now().After(deadline) {
-			t.Fatalf("apply never started:\n%s", first.output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitPending(t, c, run.GetID(), "ApplyArchive", 3*time.Minute, first.output)
 	time.Sleep(1500 * time.Millisecond)
 	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)

@@ -133,6 +133,18 @@ func TestProblems(t *testing.T) {
 	}
 }
 
+// A ledger of the new cluster in the long hierarchical layout (ids from Integer.MAX_VALUE)
+// is one too: a topic listing its id as its highest fences it.
+func TestLongLayoutLedgersAreTheNewClusters(t *testing.T) {
+	id := int64(5<<32 | 1)
+	tr := tree{}.floor().put("/ledgers/000/0000/0214/7483/L6481", []byte("metadata")).
+		ledger(t, &mlpb.ManagedLedgerInfo{LedgerInfo: []*mlpb.ManagedLedgerInfo_LedgerInfo{offloaded(3, 1), plain(id, 0)}})
+	r := load(t, tr, Options{})
+	if len(r.Problems) != 1 || !strings.Contains(r.Problems[0], "opens and fences ledger 21474836481") {
+		t.Fatalf("problems %v", r.Problems)
+	}
+}
+
 func TestCursorRecovery(t *testing.T) {
 	tr := tree{}.floor().ledger(t, &mlpb.ManagedLedgerInfo{LedgerInfo: []*mlpb.ManagedLedgerInfo_LedgerInfo{offloaded(10, 5), offloaded(20, 5), plain(30, 0)}}).
 		// Its own ledger is gone: the znode's position, raised to the first position.

@@ -95,9 +95,12 @@ func TestRewriteLedgerEdgeCases(t *testing.T) {
 	})
 	t.Run("terminated with nothing kept stays", func(t *testing.T) {
 		payload, _ := Encode(&mlpb.ManagedLedgerInfo{LedgerInfo: []*mlpb.ManagedLedgerInfo_LedgerInfo{inBookKeeper(7, 5)}, TerminatedPosition: pos(7, 4)}, 0)
-		_, r, err := RewriteLedger(payload)
+		out, r, err := RewriteLedger(payload)
 		if err != nil || r.TerminatedTo != (Position{7, 4}) || r.Tail != 7 {
 			t.Errorf("%+v %v", r, err)
+		}
+		if got, _, err := Decode(out); err != nil || got.GetTerminatedPosition().GetLedgerId() != 7 || got.GetTerminatedPosition().GetEntryId() != 4 {
+			t.Errorf("written terminatedPosition %v, %v; want 7:4", got.GetTerminatedPosition(), err)
 		}
 	})
 	t.Run("garbage", func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -34,6 +35,20 @@ func connectZK(t testing.TB, addr string) *zookeeper.Client {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// superConn is a raw connection as ZooKeeper's super user, closed when the test ends.
+func superConn(t testing.TB, addr string) *zk.Conn {
+	t.Helper()
+	raw, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(raw.Close)
+	if err := raw.AddAuth("digest", []byte("super:"+testenv.SuperPassword)); err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
 
 // dumpArchive backs the tree at addr up into an archive file, the way the backup does:
@@ -243,11 +258,7 @@ func TestPlanFindsLedgerCollisions(t *testing.T) {
 			break
 		}
 	}
-	raw, _, err := zk.Connect([]string{dst.Addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := superConn(t, dst.Addr)
 	s := fmt.Sprintf("%010d", kept)
 	for _, p := range []string{"/ledgers/" + s[:2], "/ledgers/" + s[:2] + "/" + s[2:6], "/ledgers/" + s[:2] + "/" + s[2:6] + "/L" + s[6:]} {
 		if _, err := raw.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
@@ -268,11 +279,7 @@ func TestPlanFindsLedgerCollisions(t *testing.T) {
 func TestCheckRefusesRunningOrUsedTargets(t *testing.T) {
 	ctx := context.Background()
 	z := testenv.StartZooKeeper(t)
-	raw, _, err := zk.Connect([]string{z.Addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := superConn(t, z.Addr)
 	c := connectZK(t, z.Addr)
 	mk := func(p string, flags int32) {
 		t.Helper()
@@ -301,7 +308,7 @@ func TestCheckRefusesRunningOrUsedTargets(t *testing.T) {
 	}
 
 	mk("/managed-ledgers/public", 0)
-	_, err = restore.Check(ctx, c, "p", "1", []string{"/other-path", restore.DefaultManagedLedgerPath})
+	_, err := restore.Check(ctx, c, "p", "1", []string{"/other-path", restore.DefaultManagedLedgerPath})
 	if !errors.As(err, &r) || r.Kind != restore.RefusedManagedLedgers || !strings.Contains(err.Error(), "/managed-ledgers/public") {
 		t.Fatalf("managed ledgers: %v", err)
 	}
@@ -340,20 +347,29 @@ func TestBeginWithWrongCredentialsLeavesTheMarker(t *testing.T) {
 	src, dst := testenv.StartZooKeeper(t), testenv.StartZooKeeper(t)
 	o := pulsartree.Sized(300)
 	o.Awkward = true
-	restoretest.Populate(t, src.Addr, o)
+	_, sum := restoretest.Populate(t, src.Addr, o)
 	path := dumpArchive(t, src.Addr, restore.DefaultManagedLedgerPath)
 	restoretest.InitCluster(t, dst.Addr)
 	c := connectZK(t, dst.Addr)
 	restoreOnce(t, c, path, "s3a://bkt/a.tar.gz", "1", "run-1")
-	before, mv, _, err := restore.ReadMarker(ctx, c)
+	before, _, _, err := restore.ReadMarker(ctx, c)
 	if err != nil || before == nil || before.State != restore.StateComplete {
 		t.Fatalf("marker %+v, %v", before, err)
 	}
 	// The marker's ACL names the restore's identity, with read for everyone.
+	identity := zk.DigestACL(zk.PermAll, pulsartree.DefaultDigestUser, pulsartree.DefaultDigestPassword)[0].ID
 	rec, _, err := c.ReadZnode(ctx, restore.MarkerPath)
-	if err != nil || len(rec.ACL) != 2 || rec.ACL[0].Scheme != "digest" || rec.ACL[0].ID != c.Identity() || rec.ACL[1] != (znode.ACL{Perms: 1, Scheme: "world", ID: "anyone"}) {
-		t.Fatalf("marker ACL %v (%v), identity %s", rec.ACL, err, c.Identity())
+	if err != nil || len(rec.ACL) != 2 || rec.ACL[0] != (znode.ACL{Perms: 31, Scheme: "digest", ID: identity}) || rec.ACL[1] != (znode.ACL{Perms: 1, Scheme: "world", ID: "anyone"}) {
+		t.Fatalf("marker ACL %v (%v), identity %s", rec.ACL, err, identity)
 	}
+	// Open it up, as a marker an earlier restore without auth left: then only Begin's order
+	// (read the target, then write the marker) keeps a wrong password from moving it.
+	raw := superConn(t, dst.Addr)
+	if _, err := raw.SetACL(restore.MarkerPath, zk.WorldACL(zk.PermAll), -1); err != nil {
+		t.Fatal(err)
+	}
+	_, mv, _, _ := restore.ReadMarker(ctx, c)
+	tree := restoretest.ReadTree(t, dst.Addr)
 
 	wrong, err := zookeeper.Connect(ctx, zookeeper.Options{Servers: []string{dst.Addr}, Auth: "digest:" + pulsartree.DefaultDigestUser + ":wrong", Conns: 2})
 	if err != nil {
@@ -373,10 +389,13 @@ func TestBeginWithWrongCredentialsLeavesTheMarker(t *testing.T) {
 	if err != nil || av != mv || after.RestoreVersion != "1" || after.State != restore.StateComplete {
 		t.Fatalf("marker after the failed begin: %+v (version %d, was %d), %v", after, av, mv, err)
 	}
+	if !reflect.DeepEqual(restoretest.ReadTree(t, dst.Addr), tree) {
+		t.Fatal("the failed begin changed the target")
+	}
 
 	// The plan tells the wrong password from the archive's ACLs, before any write.
 	plan, err := restore.MakePlan(ctx, openFile(t, path), restore.PlanInput{Identity: wrong.Identity()}, nil)
-	if err != nil || plan.AuthMismatch.Count != 2 {
+	if err != nil || plan.AuthMismatch.Count != int64(len(sum.Special.Digest)) {
 		t.Fatalf("auth mismatch %+v, %v", plan.AuthMismatch, err)
 	}
 	if plan, _ := restore.MakePlan(ctx, openFile(t, path), restore.PlanInput{Identity: c.Identity()}, nil); plan.AuthMismatch.Count != 0 {
@@ -403,14 +422,7 @@ func TestApplyStopsWhenTheMarkerIsTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Once the first topics are written, another restore rewrites the marker.
-	raw, _, err := zk.Connect([]string{dst.Addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
-	if err := raw.AddAuth("digest", []byte("super:"+testenv.SuperPassword)); err != nil {
-		t.Fatal(err)
-	}
+	raw := superConn(t, dst.Addr)
 	_, _, watch, err := raw.ExistsW("/managed-ledgers/public")
 	if err != nil {
 		t.Fatal(err)
@@ -427,8 +439,13 @@ func TestApplyStopsWhenTheMarkerIsTakenOver(t *testing.T) {
 		took <- err
 	}()
 	st, err := restore.Apply(ctx, c, openFile(t, path), restore.ApplyInput{Owner: owner, Creator: zookeeper.CreatorOptions{BatchOps: 10, InFlight: 1}}, nil)
-	if terr := <-took; terr != nil {
-		t.Fatal(terr)
+	select {
+	case terr := <-took:
+		if terr != nil {
+			t.Fatal(terr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the takeover never happened: /managed-ledgers/public was not created")
 	}
 	if !errors.Is(err, restore.ErrTargetChanged) || !errors.Is(err, zookeeper.ErrGuardFailed) {
 		t.Fatalf("apply after the takeover: %v (%+v)", err, st)
@@ -450,11 +467,7 @@ func TestBeginTakesOverAMarkerCreatedWithoutAuth(t *testing.T) {
 	ctx := context.Background()
 	z := testenv.StartZooKeeper(t)
 	restoretest.InitCluster(t, z.Addr)
-	raw, _, err := zk.Connect([]string{z.Addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
+	raw := superConn(t, z.Addr)
 	if _, err := raw.Create(restore.MarkerPath, []byte(`{"tool":"pulsar-metadata-backup","state":"complete","restorePoint":"p","restoreVersion":"1"}`), 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
@@ -469,5 +482,8 @@ func TestBeginTakesOverAMarkerCreatedWithoutAuth(t *testing.T) {
 	}
 	if m, _, _, err := restore.ReadMarker(ctx, c); err != nil || m.RestoreVersion != "2" || m.State != restore.StateApplying {
 		t.Fatalf("marker %+v, %v", m, err)
+	}
+	if rec, _, err := c.ReadZnode(ctx, restore.MarkerPath); err != nil || len(rec.ACL) != 1 || rec.ACL[0] != (znode.ACL{Perms: 31, Scheme: "world", ID: "anyone"}) {
+		t.Fatalf("the earlier marker's ACL changed: %v, %v", rec.ACL, err)
 	}
 }
