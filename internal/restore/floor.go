@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -121,37 +122,57 @@ func ledgerIDOfPath(path string) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	seg := strings.Split(rest, "/")
-	switch {
-	case seg[0] == "idgen" && len(seg) == 2:
-		return digits(strings.TrimPrefix(seg[1], "ID-"))
-	case seg[0] == "idgen-long" && len(seg) >= 2 && len(seg) <= 3:
-		hob, ok := digits(strings.TrimPrefix(seg[1], hobPrefix))
-		if !ok || hob > 0x7fffffff {
+	first, below, nested := strings.Cut(rest, "/")
+	switch first {
+	case "idgen":
+		if !nested || strings.Contains(below, "/") {
 			return 0, false
 		}
-		if len(seg) == 2 {
+		return digits(strings.TrimPrefix(below, "ID-"))
+	case "idgen-long":
+		hobSeg, idSeg, hasID := strings.Cut(below, "/")
+		hob, ok := digits(strings.TrimPrefix(hobSeg, hobPrefix))
+		if !nested || !ok || hob > 0x7fffffff || strings.Contains(idSeg, "/") {
+			return 0, false
+		}
+		if !hasID {
 			return hob<<32 | 0xffffffff, true
 		}
-		low, ok := digits(strings.TrimPrefix(seg[2], "ID-"))
+		low, ok := digits(strings.TrimPrefix(idSeg, "ID-"))
 		if !ok || low > 0xffffffff {
 			return 0, false
 		}
 		return hob<<32 | low, true
 	}
-	last := seg[len(seg)-1]
-	if !strings.HasPrefix(last, "L") {
-		return 0, false
-	}
-	var b strings.Builder
-	for _, s := range seg[:len(seg)-1] {
-		if _, ok := digits(s); !ok {
+	// A ledger's znode: its segments' digits run on as one number, without building the
+	// string (every /ledgers record of a plan passes here).
+	var id int64
+	for {
+		seg, more, nested := strings.Cut(rest, "/")
+		if !nested {
+			if seg, ok = strings.CutPrefix(seg, "L"); !ok {
+				return 0, false
+			}
+		}
+		v, ok := digits(seg)
+		if !ok {
 			return 0, false
 		}
-		b.WriteString(s)
+		for range len(seg) {
+			if id > math.MaxInt64/10 {
+				return 0, false
+			}
+			id *= 10
+		}
+		if id > math.MaxInt64-v {
+			return 0, false
+		}
+		id += v
+		if !nested {
+			return id, true
+		}
+		rest = more
 	}
-	b.WriteString(last[1:])
-	return digits(b.String())
 }
 
 // digits parses a non-empty string of decimal digits that fits an int64.
