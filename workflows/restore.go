@@ -182,7 +182,7 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (RestoreReport, erro
 	if err := withSessions(ctx, "restore", restoreSession, maxRestoreSessions, r.inSession); err != nil {
 		return r.rep, err
 	}
-	if !r.ended {
+	if !r.ended() {
 		if err := r.mark(); err != nil {
 			return r.rep, err
 		}
@@ -204,8 +204,11 @@ type restoreRun struct {
 	plan    restore.Plan
 	stats   restore.ApplyStats
 	phase   restorePhase
-	// ended is set when the run ends before writing: a dry run, or a pair found restored.
-	ended bool
+}
+
+// ended is true when the run ends before writing: a dry run planned, or the pair found restored.
+func (r *restoreRun) ended() bool {
+	return r.rep.AlreadyRestored || r.in.DryRun && r.rep.Plan != nil
 }
 
 func (r *restoreRun) resolve() error {
@@ -233,7 +236,6 @@ func (r *restoreRun) check() (restore.CheckResult, error) {
 }
 
 func (r *restoreRun) alreadyRestored(chk restore.CheckResult) RestoreReport {
-	r.ended = true
 	r.rep.AlreadyRestored, r.rep.Marker = true, chk.Marker
 	if m := chk.Marker; m != nil {
 		a := m.Archive
@@ -257,7 +259,7 @@ func (r *restoreRun) inSession(sctx workflow.Context) error {
 	if err := r.download(sctx); err != nil {
 		return err
 	}
-	for r.phase < phaseDone && !r.ended {
+	for r.phase < phaseDone && !r.ended() {
 		var err error
 		switch r.phase {
 		case phaseValidate:
@@ -324,7 +326,6 @@ func (r *restoreRun) makePlan(sctx workflow.Context) error {
 	rep.BookKeeperBoundSkipped, rep.StaleCursors = p.BookKeeperBoundSkipped, p.StaleCursors
 	if r.in.DryRun {
 		rep.Existing = p.Existing
-		r.ended = true
 		return nil
 	}
 	if p.ConflictsCount > 0 {
