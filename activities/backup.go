@@ -24,6 +24,7 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storeurl"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
@@ -287,15 +288,24 @@ func (b *Backup) openStore(ctx context.Context) (storage.Store, error) {
 	return store, nil
 }
 
-// Connect opens a ZooKeeper client from the config; conns 0 means the default pool size.
+// Connect opens a ZooKeeper client to the local store (zookeeper); conns 0 means the default
+// pool size.
 func Connect(ctx context.Context, cfg config.Config, conns int) (*zookeeper.Client, error) {
-	servers, err := cfg.ZooKeeper.ServerList()
+	return connectStore(ctx, cfg.ZooKeeper, conns)
+}
+
+// connectStore opens a client to one store section, under its chroot.
+func connectStore(ctx context.Context, z config.ZooKeeper, conns int) (*zookeeper.Client, error) {
+	u, err := z.URL()
 	if err != nil {
 		return nil, nonRetryable(ErrTypeInvalidConfig, err)
 	}
+	if u.Kind != storeurl.ZooKeeper {
+		return nil, nonRetryable(ErrTypeInvalidConfig, fmt.Errorf("%s: this stage needs a ZooKeeper store", u))
+	}
 	c, err := zookeeper.Connect(ctx, zookeeper.Options{
-		Servers: servers, SessionTimeout: time.Duration(cfg.ZooKeeper.SessionTimeout),
-		Auth: cfg.ZooKeeper.Auth, Conns: conns,
+		Servers: u.Servers, Root: u.Root, SessionTimeout: time.Duration(z.SessionTimeout),
+		Auth: z.Auth, Conns: conns,
 	})
 	if err != nil {
 		return nil, classify(err)
@@ -310,6 +320,7 @@ const (
 	ErrTypeZooKeeperAuth  = "ZooKeeperAuth"
 	ErrTypeCorrupt        = "CorruptArchive"
 	ErrTypeInvalidConfig  = "InvalidConfig"
+	ErrTypeChrootNotFound = "ChrootNotFound"
 )
 
 // classify marks errors that retrying cannot fix as non-retryable, keeping the message.
@@ -325,6 +336,8 @@ func classify(err error) error {
 		return nonRetryable(ErrTypeZooKeeperAuth, err)
 	case errors.Is(err, archive.ErrCorrupt):
 		return nonRetryable(ErrTypeCorrupt, err)
+	case errors.Is(err, zookeeper.ErrChrootMissing):
+		return nonRetryable(ErrTypeChrootNotFound, err)
 	}
 	return err
 }

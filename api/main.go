@@ -188,8 +188,8 @@ func newRedactor(cfg config.Config) func(string) string {
 	for _, env := range []string{"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
 		secrets = append(secrets, os.Getenv(env))
 	}
-	if cfg.ZooKeeper.Auth != "" {
-		if _, pw, err := cfg.ZooKeeper.Digest(); err == nil {
+	for _, z := range []config.ZooKeeper{cfg.ZooKeeper, cfg.ConfigurationStore} {
+		if pw := z.Password(); pw != "" {
 			secrets = append(secrets, pw)
 		}
 	}

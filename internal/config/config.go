@@ -20,16 +20,21 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storeurl"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
 // Config is the whole file. Secrets in it (zookeeper.auth) are never logged: use Redacted.
 type Config struct {
 	ZooKeeper ZooKeeper `yaml:"zookeeper"`
-	Temporal  Temporal  `yaml:"temporal"`
-	S3        S3        `yaml:"s3"`
-	Backup    Backup    `yaml:"backup"`
-	Restore   Restore   `yaml:"restore"`
+	// ConfigurationStore is Pulsar's configuration metadata store
+	// (configurationMetadataStoreUrl) when it is apart from the local one; empty servers, or
+	// the same store and root as zookeeper.servers, mean one store (see ConfigStore).
+	ConfigurationStore ZooKeeper `yaml:"configurationStore"`
+	Temporal           Temporal  `yaml:"temporal"`
+	S3                 S3        `yaml:"s3"`
+	Backup             Backup    `yaml:"backup"`
+	Restore            Restore   `yaml:"restore"`
 	// RetryWindow is how long a backup or restore stage retries a transient fault
 	// (ZooKeeper or S3 unreachable, a session expiry) before it fails, counted from the
 	// stage's start: a stage shorter than its timeout rides out an outage of this long; a long
@@ -38,8 +43,10 @@ type Config struct {
 	RetryWindow Duration `yaml:"retryWindow"`
 }
 
+// ZooKeeper is one metadata store: zookeeper (the local store) or configurationStore.
 type ZooKeeper struct {
-	// Servers is the comma-separated ensemble, host:port each.
+	// Servers is the store's address (storeurl.Parse): "host:port[,host:port...][/chroot]",
+	// Pulsar's "zk:..." and "metadata-store:zk:...", or "etcd:http://host:2379[,...]".
 	Servers        string   `yaml:"servers"`
 	SessionTimeout Duration `yaml:"sessionTimeout"`
 	// Auth is "" or "digest:user:password".
@@ -101,9 +108,10 @@ func (d Duration) MarshalYAML() (interface{}, error) { return time.Duration(d).S
 // Default returns the defaults of StreamNative's values, and ours for the keys it lacks.
 func Default() Config {
 	return Config{
-		ZooKeeper: ZooKeeper{Servers: "127.0.0.1:2181", SessionTimeout: Duration(30 * time.Second)},
-		Temporal:  Temporal{HostPort: "127.0.0.1:7233", Namespace: "default", TaskQueue: result.DefaultTaskQueue},
-		S3:        S3{Region: "us-east-1"},
+		ZooKeeper:          ZooKeeper{Servers: "127.0.0.1:2181", SessionTimeout: Duration(30 * time.Second)},
+		ConfigurationStore: ZooKeeper{SessionTimeout: Duration(30 * time.Second)},
+		Temporal:           Temporal{HostPort: "127.0.0.1:7233", Namespace: "default", TaskQueue: result.DefaultTaskQueue},
+		S3:                 S3{Region: "us-east-1"},
 		Backup: Backup{
 			WebServerPort:     8088,
 			BackupInterval:    600,
@@ -211,16 +219,15 @@ func keyAtLine(n *yaml.Node, line int, prefix string) string {
 
 // Validate checks every key; the error names the key.
 func (c Config) Validate() error {
-	if _, err := c.ZooKeeper.ServerList(); err != nil {
+	if err := c.ZooKeeper.validate("zookeeper"); err != nil {
 		return err
 	}
-	if c.ZooKeeper.SessionTimeout <= 0 {
-		return fmt.Errorf("zookeeper.sessionTimeout: must be positive")
-	}
-	if c.ZooKeeper.Auth != "" {
-		if _, _, err := c.ZooKeeper.Digest(); err != nil {
+	if c.ConfigurationStore.Servers != "" {
+		if err := c.ConfigurationStore.validate("configurationStore"); err != nil {
 			return err
 		}
+	} else if c.ConfigurationStore.Auth != "" {
+		return fmt.Errorf("configurationStore.auth: set without configurationStore.servers (value not shown)")
 	}
 	if err := validateHostPort("temporal.hostPort", c.Temporal.HostPort); err != nil {
 		return err
@@ -276,33 +283,86 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// ServerList splits zookeeper.servers into host:port entries.
-func (z ZooKeeper) ServerList() ([]string, error) {
-	var out []string
-	for _, s := range strings.Split(z.Servers, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if err := validateHostPort("zookeeper.servers", s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
+func (z ZooKeeper) validate(section string) error {
+	u, err := storeurl.Parse(z.Servers)
+	if err != nil {
+		return fmt.Errorf("%s.servers: %w", section, err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("zookeeper.servers: must list at least one host:port")
+	if z.SessionTimeout <= 0 {
+		return fmt.Errorf("%s.sessionTimeout: must be positive", section)
 	}
-	return out, nil
+	if z.Auth == "" {
+		return nil
+	}
+	if u.Kind == storeurl.Etcd {
+		if _, _, err := z.EtcdUser(); err != nil {
+			return fmt.Errorf("%s.auth: %w", section, err)
+		}
+		return nil
+	}
+	if _, _, err := z.Digest(); err != nil {
+		return fmt.Errorf("%s.auth: %w", section, err)
+	}
+	return nil
 }
 
-// Digest splits zookeeper.auth into user and password. The error never contains the password.
+// URL parses servers (storeurl.Parse).
+func (z ZooKeeper) URL() (storeurl.URL, error) { return storeurl.Parse(z.Servers) }
+
+// ServerList is the store's servers: host:port for ZooKeeper, endpoint URLs for etcd.
+func (z ZooKeeper) ServerList() ([]string, error) {
+	u, err := z.URL()
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper.servers: %w", err)
+	}
+	return u.Servers, nil
+}
+
+// Digest splits a ZooKeeper store's auth into user and password. The error never contains
+// the password.
 func (z ZooKeeper) Digest() (user, password string, err error) {
 	rest, ok := strings.CutPrefix(z.Auth, "digest:")
 	user, password, ok2 := strings.Cut(rest, ":")
 	if !ok || !ok2 || user == "" || password == "" {
-		return "", "", fmt.Errorf("zookeeper.auth: must be \"digest:user:password\" (value not shown)")
+		return "", "", fmt.Errorf("must be \"digest:user:password\" (value not shown)")
 	}
 	return user, password, nil
+}
+
+// EtcdUser splits an etcd store's auth, "user:password", for etcd's own authentication. The
+// error never contains the password.
+func (z ZooKeeper) EtcdUser() (user, password string, err error) {
+	user, password, ok := strings.Cut(z.Auth, ":")
+	if !ok || user == "" || password == "" || user == "digest" {
+		return "", "", fmt.Errorf("must be \"user:password\" for an etcd store (value not shown)")
+	}
+	return user, password, nil
+}
+
+// Password is the secret in auth ("" without one), for redactors.
+func (z ZooKeeper) Password() string {
+	if _, pw, err := z.Digest(); err == nil {
+		return pw
+	}
+	if _, pw, err := z.EtcdUser(); err == nil {
+		return pw
+	}
+	return ""
+}
+
+// ConfigStore is the configuration store's section, and whether it is a store apart from
+// the local one. With one store (configurationStore.servers empty, or naming the same store
+// and root), the local section is returned and separate is false.
+func (c Config) ConfigStore() (z ZooKeeper, separate bool) {
+	if c.ConfigurationStore.Servers == "" {
+		return c.ZooKeeper, false
+	}
+	lu, err1 := c.ZooKeeper.URL()
+	cu, err2 := c.ConfigurationStore.URL()
+	if err1 == nil && err2 == nil && lu.Same(cu) {
+		return c.ZooKeeper, false
+	}
+	return c.ConfigurationStore, true
 }
 
 func validateHostPort(key, v string) error {
@@ -349,12 +409,19 @@ func (c Config) RestoreBucket() string {
 
 // Redacted returns a copy safe to log or print: secrets replaced.
 func (c Config) Redacted() Config {
-	if c.ZooKeeper.Auth != "" {
-		user, _, err := c.ZooKeeper.Digest()
-		if err != nil {
-			user = "?"
-		}
-		c.ZooKeeper.Auth = "digest:" + user + ":***"
-	}
+	c.ZooKeeper.Auth = redactAuth(c.ZooKeeper.Auth)
+	c.ConfigurationStore.Auth = redactAuth(c.ConfigurationStore.Auth)
 	return c
+}
+
+func redactAuth(auth string) string {
+	if auth == "" {
+		return ""
+	}
+	if rest, ok := strings.CutPrefix(auth, "digest:"); ok {
+		user, _, _ := strings.Cut(rest, ":")
+		return "digest:" + user + ":***"
+	}
+	user, _, _ := strings.Cut(auth, ":")
+	return user + ":***"
 }

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 	"time"
 )
 
@@ -58,26 +60,33 @@ restore:
 // Each invalid file fails with one line that names the key and the problem.
 func TestInvalidConfigNamesKey(t *testing.T) {
 	cases := map[string]string{
-		"backup:\n  backupIntervall: 5\n":              "backupIntervall",
-		"backup:\n  backupInterval: -5\n":              "backup.backupInterval",
-		"backup:\n  backupInterval: soon\n":            "backupInterval",
-		"backup:\n  bucket: \"http://x\"\n":            "backup.bucket",
-		"backup:\n  bucket: \"s3a://\"\n":              "backup.bucket",
-		"backup:\n  webServerPort: 70000\n":            "backup.webServerPort",
-		"backup:\n  backupPrefix: \"a/b\"\n":           "backup.backupPrefix",
-		"backup:\n  managedLedgerPath: \"ml\"\n":       "backup.managedLedgerPath",
-		"zookeeper:\n  servers: \"\"\n":                "zookeeper.servers",
-		"zookeeper:\n  servers: \"zk\"\n":              "zookeeper.servers",
-		"zookeeper:\n  sessionTimeout: 0s\n":           "zookeeper.sessionTimeout",
-		"zookeeper:\n  auth: \"digest:onlyuser\"\n":    "zookeeper.auth",
-		"temporal:\n  hostPort: \"nohost\"\n":          "temporal.hostPort",
-		"s3:\n  endpoint: \"minio:9000\"\n":            "s3.endpoint",
-		"restore:\n  enable: true\n":                   "restore.restorePoint",
-		"restore:\n  restorePoint: \"s3a://bucket\"\n": "restore.restorePoint",
-		"restore:\n  restoreVersion: \"\"\n":           "restore.restoreVersion",
-		"retryWindow: 0s\n":                            "retryWindow",
-		"retryWindow: 48h\n":                           "retryWindow",
-		"nonsense: [":                                  "yaml",
+		"backup:\n  backupIntervall: 5\n":                                      "backupIntervall",
+		"backup:\n  backupInterval: -5\n":                                      "backup.backupInterval",
+		"backup:\n  backupInterval: soon\n":                                    "backupInterval",
+		"backup:\n  bucket: \"http://x\"\n":                                    "backup.bucket",
+		"backup:\n  bucket: \"s3a://\"\n":                                      "backup.bucket",
+		"backup:\n  webServerPort: 70000\n":                                    "backup.webServerPort",
+		"backup:\n  backupPrefix: \"a/b\"\n":                                   "backup.backupPrefix",
+		"backup:\n  managedLedgerPath: \"ml\"\n":                               "backup.managedLedgerPath",
+		"zookeeper:\n  servers: \"\"\n":                                        "zookeeper.servers",
+		"zookeeper:\n  servers: \"zk\"\n":                                      "zookeeper.servers",
+		"zookeeper:\n  sessionTimeout: 0s\n":                                   "zookeeper.sessionTimeout",
+		"zookeeper:\n  auth: \"digest:onlyuser\"\n":                            "zookeeper.auth",
+		"zookeeper:\n  servers: \"consul://c:8500\"\n":                         "zookeeper.servers",
+		"zookeeper:\n  servers: \"zk1:2181/a//b\"\n":                           "zookeeper.servers",
+		"zookeeper:\n  servers: \"etcd:e1:2379\"\n  auth: \"digest:u:p\"\n":    "zookeeper.auth",
+		"configurationStore:\n  servers: \"foo:bar\"\n":                        "configurationStore.servers",
+		"configurationStore:\n  servers: \"zk9:2181\"\n  sessionTimeout: 0s\n": "configurationStore.sessionTimeout",
+		"configurationStore:\n  auth: \"digest:u:p\"\n":                        "configurationStore.auth",
+		"configurationStore:\n  servers: \"zk9:2181\"\n  auth: \"u:p\"\n":      "configurationStore.auth",
+		"temporal:\n  hostPort: \"nohost\"\n":                                  "temporal.hostPort",
+		"s3:\n  endpoint: \"minio:9000\"\n":                                    "s3.endpoint",
+		"restore:\n  enable: true\n":                                           "restore.restorePoint",
+		"restore:\n  restorePoint: \"s3a://bucket\"\n":                         "restore.restorePoint",
+		"restore:\n  restoreVersion: \"\"\n":                                   "restore.restoreVersion",
+		"retryWindow: 0s\n":                                                    "retryWindow",
+		"retryWindow: 48h\n":                                                   "retryWindow",
+		"nonsense: [":                                                          "yaml",
 	}
 	for in, key := range cases {
 		_, err := Parse(strings.NewReader(in))
@@ -125,5 +134,43 @@ func TestTargetAndRestoreBucket(t *testing.T) {
 	cfg.Restore.Bucket = "s3://other"
 	if cfg.RestoreBucket() != "s3://other" {
 		t.Fatalf("restore bucket %q", cfg.RestoreBucket())
+	}
+}
+
+func TestConfigurationStore(t *testing.T) {
+	for in, want := range map[string]bool{
+		"zookeeper:\n  servers: \"zk1:2181/p\"\n":                                                    false,
+		"zookeeper:\n  servers: \"zk1:2181/p\"\nconfigurationStore:\n  servers: \"zk:zk1:2181/p\"\n": false,
+		"zookeeper:\n  servers: \"zk1:2181/p\"\nconfigurationStore:\n  servers: \"zk1:2181/q\"\n":    true,
+		"zookeeper:\n  servers: \"zk1:2181\"\nconfigurationStore:\n  servers: \"zk2:2181\"\n":        true,
+	} {
+		cfg, err := Parse(strings.NewReader(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		z, separate := cfg.ConfigStore()
+		if separate != want {
+			t.Errorf("%q: separate %v, want %v", in, separate, want)
+		}
+		if !separate && z.Servers != cfg.ZooKeeper.Servers {
+			t.Errorf("%q: one store, but ConfigStore gave %q", in, z.Servers)
+		}
+	}
+}
+
+func TestRedactedHidesBothPasswords(t *testing.T) {
+	cfg, err := Parse(strings.NewReader("zookeeper:\n  auth: \"digest:a:zkpass1\"\nconfigurationStore:\n  servers: \"etcd:http://e:2379\"\n  auth: \"b:etcdpass2\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(cfg.Redacted())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "zkpass1") || strings.Contains(string(out), "etcdpass2") || !strings.Contains(string(out), "b:***") {
+		t.Fatalf("redacted config:\n%s", out)
+	}
+	if cfg.ZooKeeper.Password() != "zkpass1" || cfg.ConfigurationStore.Password() != "etcdpass2" {
+		t.Fatalf("passwords %q %q", cfg.ZooKeeper.Password(), cfg.ConfigurationStore.Password())
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
 // ErrSessionExpired is wrapped by every error of a Client whose session expired, or that could
@@ -42,6 +44,10 @@ const (
 type Options struct {
 	// Servers are host:port pairs of the ensemble (port 2181 when missing).
 	Servers []string
+	// Root is the chroot ("" for none), as in "zk1:2181/pulsar": every path the Client takes
+	// and gives is relative to it, as with ZooKeeper's own chroot. It must exist: Connect
+	// fails, naming it, when it does not.
+	Root string
 	// SessionTimeout is asked of the server, which clamps it to its min/max (default 30s).
 	SessionTimeout time.Duration
 	// Auth is "" or "digest:user:password". The password is never logged nor put in errors.
@@ -62,6 +68,7 @@ type Options struct {
 type Client struct {
 	conns          []*zk.Conn
 	servers        string
+	root           string
 	sessionTimeout time.Duration
 	// identity is our digest ACL id ("user:base64(sha1(user:password))"), or "" without auth.
 	identity string
@@ -101,7 +108,11 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Root != "" && (znode.ValidatePath(opts.Root) != nil || opts.Root == "/" || strings.HasSuffix(opts.Root, "/")) {
+		return nil, fmt.Errorf("connect to zookeeper: chroot %q is not a valid path", opts.Root)
+	}
 	c := &Client{
+		root:           opts.Root,
 		servers:        strings.Join(opts.Servers, ","),
 		sessionTimeout: opts.SessionTimeout,
 		writes:         make(map[string]chan struct{}),
@@ -173,8 +184,40 @@ func Connect(ctx context.Context, opts Options) (*Client, error) {
 			}
 		}
 	}
+	if c.root != "" {
+		var exists bool
+		err := c.retry(ctx, func() (err error) {
+			exists, _, err = c.conns[0].Exists(c.root)
+			return err
+		})
+		if err == nil && !exists {
+			err = fmt.Errorf("chroot %s does not exist on zookeeper %s (%w)", c.root, c.servers, ErrChrootMissing)
+		}
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	return c, nil
 }
+
+// ErrChrootMissing is wrapped when Options.Root names a znode the ensemble does not have.
+var ErrChrootMissing = errors.New("chroot missing")
+
+// abs turns a path relative to the root into the server's path.
+func (c *Client) abs(p string) string {
+	switch {
+	case c.root == "":
+		return p
+	case p == "/":
+		return c.root
+	default:
+		return c.root + p
+	}
+}
+
+// Root is the chroot the Client works under ("" for none).
+func (c *Client) Root() string { return c.root }
 
 // parseAuth splits "digest:user:password". Its errors never echo the value, which holds the
 // password.
@@ -240,7 +283,7 @@ func (c *Client) LastZxid(ctx context.Context) (int64, error) {
 		go func() {
 			defer wg.Done()
 			errs[i] = c.retry(ctx, func() error {
-				_, err := conn.Sync("/")
+				_, err := conn.Sync(c.abs("/"))
 				return err
 			})
 		}()

@@ -65,8 +65,8 @@ type Guard struct {
 // ErrGuardFailed is wrapped when a Guard's znode no longer has its version.
 var ErrGuardFailed = errors.New("the guarding znode changed")
 
-func (g *Guard) op() *zk.CheckVersionRequest {
-	return &zk.CheckVersionRequest{Path: g.Path, Version: g.Version}
+func (g *Guard) op(c *Client) *zk.CheckVersionRequest {
+	return &zk.CheckVersionRequest{Path: c.abs(g.Path), Version: g.Version}
 }
 
 func (g *Guard) failed(err error) error {
@@ -122,7 +122,8 @@ type createBatch struct {
 
 // createItem is one znode to create, ready for the wire.
 type createItem struct {
-	path string
+	path  string // as the caller named it, relative to the client's root
+	zpath string // on the server (Client.abs)
 	data []byte
 	acl  []zk.ACL // as created: the real ACL, or a temporary one
 	mode znode.Mode
@@ -132,7 +133,8 @@ type createItem struct {
 }
 
 type deferredACL struct {
-	path string
+	path  string
+	zpath string
 	acl  []zk.ACL
 	// done when the znode was found with its real ACL already.
 	done bool
@@ -202,7 +204,7 @@ func (cr *Creator) Add(rec znode.Record) error {
 	}
 	if rec.Stat.NumChildren > 0 && !grantsCreate(it.acl, cr.c.identity) {
 		it.deferred = len(cr.deferred)
-		cr.deferred = append(cr.deferred, deferredACL{path: it.path, acl: it.acl})
+		cr.deferred = append(cr.deferred, deferredACL{path: it.path, zpath: it.zpath, acl: it.acl})
 		it.acl = temporaryACL(it.acl, cr.c.identity)
 		cr.stats.DeferredACLs++
 	}
@@ -276,7 +278,7 @@ func (cr *Creator) launch(b *createBatch) {
 		return
 	}
 	b.done = make(chan struct{})
-	key := b.items[0].path
+	key := b.items[0].zpath // the wire carries the server's path
 	written := cr.c.expectWrite(key)
 	go func() {
 		b.err = cr.send(b)
@@ -328,11 +330,11 @@ func (cr *Creator) send(b *createBatch) error {
 func (cr *Creator) multiCreate(items []*createItem) error {
 	ops := make([]any, 0, len(items)+1)
 	for _, it := range items {
-		ops = append(ops, &zk.CreateRequest{Path: it.path, Data: it.data, Acl: it.acl, Flags: zk.FlagPersistent})
+		ops = append(ops, &zk.CreateRequest{Path: it.zpath, Data: it.data, Acl: it.acl, Flags: zk.FlagPersistent})
 	}
 	g := cr.opts.Guard
 	if g != nil {
-		ops = append(ops, g.op())
+		ops = append(ops, g.op(cr.c))
 	}
 	res, err := cr.conn.Multi(ops...)
 	if g != nil && err != nil && len(res) == len(ops) {
@@ -349,7 +351,7 @@ func (cr *Creator) checkGuard() error {
 	if g == nil {
 		return nil
 	}
-	_, err := cr.conn.Multi(g.op())
+	_, err := cr.conn.Multi(g.op(cr.c))
 	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
 		return g.failed(err)
 	}
@@ -497,13 +499,13 @@ func (cr *Creator) settle(it *createItem, f existing) error {
 	}
 	conn := cr.conn
 	if err := cr.c.retry(cr.ctx, func() error {
-		_, err := conn.Set(it.path, it.data, -1)
+		_, err := conn.Set(it.zpath, it.data, -1)
 		return err
 	}); err != nil {
 		return opError("replace data of", it.path, err)
 	}
 	if err := cr.c.retry(cr.ctx, func() error {
-		_, err := conn.SetACL(it.path, it.acl, -1)
+		_, err := conn.SetACL(it.zpath, it.acl, -1)
 		return err
 	}); err != nil {
 		return opError("replace ACL of", it.path, err)
@@ -566,7 +568,7 @@ func (cr *Creator) applyDeferred() error {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			err := cr.c.retry(cr.ctx, func() error {
-				_, err := conn.SetACL(d.path, d.acl, -1)
+				_, err := conn.SetACL(d.zpath, d.acl, -1)
 				return err
 			})
 			if err != nil {
@@ -617,12 +619,12 @@ func (c *Client) newItem(rec znode.Record) (*createItem, error) {
 	if len(rec.ACL) == 0 {
 		return nil, fmt.Errorf("create %s: empty ACL", rec.Path)
 	}
-	return &createItem{path: rec.Path, data: rec.Data, acl: toZKACL(rec.ACL), mode: rec.Mode, ttl: rec.TTL, deferred: -1}, nil
+	return &createItem{path: rec.Path, zpath: c.abs(rec.Path), data: rec.Data, acl: toZKACL(rec.ACL), mode: rec.Mode, ttl: rec.TTL, deferred: -1}, nil
 }
 
 // size is the encoded size of the item as a multi operation, or as a single create's body.
 func (it *createItem) size() int {
-	n := multiOpOverhead + createFixed + len(it.path) + len(it.data) + createFlags
+	n := multiOpOverhead + createFixed + len(it.zpath) + len(it.data) + createFlags
 	if it.mode == znode.ModeTTL {
 		n += createTTLField
 	}
@@ -637,11 +639,11 @@ func createRaw(conn *zk.Conn, it *createItem) error {
 	var err error
 	switch it.mode {
 	case znode.ModeContainer:
-		_, err = conn.CreateContainer(it.path, it.data, zk.FlagContainer, it.acl)
+		_, err = conn.CreateContainer(it.zpath, it.data, zk.FlagContainer, it.acl)
 	case znode.ModeTTL:
-		_, err = conn.CreateTTL(it.path, it.data, zk.FlagTTL, it.acl, msDuration(it.ttl))
+		_, err = conn.CreateTTL(it.zpath, it.data, zk.FlagTTL, it.acl, msDuration(it.ttl))
 	default:
-		_, err = conn.Create(it.path, it.data, zk.FlagPersistent, it.acl)
+		_, err = conn.Create(it.zpath, it.data, zk.FlagPersistent, it.acl)
 	}
 	return err
 }
@@ -700,12 +702,12 @@ func (c *Client) readBack(ctx context.Context, items []*createItem) []existing {
 			defer func() { <-sem; wg.Done() }()
 			f := &out[i]
 			err := c.retry(ctx, func() (err error) {
-				f.data, f.stat, err = conn.Get(it.path)
+				f.data, f.stat, err = conn.Get(it.zpath)
 				return err
 			})
 			if err == nil {
 				err = c.retry(ctx, func() (err error) {
-					f.acl, _, err = conn.GetACL(it.path)
+					f.acl, _, err = conn.GetACL(it.zpath)
 					return err
 				})
 			}

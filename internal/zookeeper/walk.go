@@ -238,10 +238,11 @@ type walkResult struct {
 // has room for the data; then its children when it has any.
 func (c *Client) fetch(ctx context.Context, conn *zk.Conn, budget *byteBudget, path string) walkResult {
 	r := walkResult{path: path}
+	zpath := c.abs(path)
 	var acl []zk.ACL
 	var aclStat *zk.Stat
 	err := c.retry(ctx, func() (err error) {
-		acl, aclStat, err = conn.GetACL(path)
+		acl, aclStat, err = conn.GetACL(zpath)
 		return err
 	})
 	if r.failed(path, err) {
@@ -261,7 +262,7 @@ func (c *Client) fetch(ctx context.Context, conn *zk.Conn, budget *byteBudget, p
 	var data []byte
 	var st *zk.Stat
 	err = c.retry(ctx, func() (err error) {
-		data, st, err = conn.Get(path)
+		data, st, err = conn.Get(zpath)
 		return err
 	})
 	if r.failed(path, err) {
@@ -271,7 +272,7 @@ func (c *Client) fetch(ctx context.Context, conn *zk.Conn, budget *byteBudget, p
 	if st.NumChildren > 0 {
 		var childStat *zk.Stat
 		err = c.retry(ctx, func() (err error) {
-			r.children, childStat, err = conn.Children(path)
+			r.children, childStat, err = conn.Children(zpath)
 			return err
 		})
 		if r.failed(path, err) {

@@ -20,7 +20,7 @@ func (c *Client) ReadZnode(ctx context.Context, path string) (rec znode.Record, 
 	var data []byte
 	var st *zk.Stat
 	err = c.retry(ctx, func() (err error) {
-		data, st, err = conn.Get(path)
+		data, st, err = conn.Get(c.abs(path))
 		return err
 	})
 	if errors.Is(err, zk.ErrNoNode) {
@@ -31,7 +31,7 @@ func (c *Client) ReadZnode(ctx context.Context, path string) (rec znode.Record, 
 	}
 	var acl []zk.ACL
 	err = c.retry(ctx, func() (err error) {
-		acl, _, err = conn.GetACL(path)
+		acl, _, err = conn.GetACL(c.abs(path))
 		return err
 	})
 	if errors.Is(err, zk.ErrNoNode) {
@@ -49,7 +49,7 @@ func (c *Client) ReadZnode(ctx context.Context, path string) (rec znode.Record, 
 func (c *Client) ListChildren(ctx context.Context, path string) (names []string, found bool, err error) {
 	conn := c.conns[0]
 	err = c.retry(ctx, func() (err error) {
-		names, _, err = conn.Children(path)
+		names, _, err = conn.Children(c.abs(path))
 		return err
 	})
 	if errors.Is(err, zk.ErrNoNode) {
@@ -73,7 +73,7 @@ func (c *Client) SetZnodeData(ctx context.Context, path string, data []byte, ver
 	conn := c.conns[0]
 	var st *zk.Stat
 	err := c.retry(ctx, func() (err error) {
-		st, err = conn.Set(path, data, version)
+		st, err = conn.Set(c.abs(path), data, version)
 		return err
 	})
 	if errors.Is(err, zk.ErrBadVersion) {
@@ -123,7 +123,7 @@ func (c *Client) DeleteZnodes(ctx context.Context, paths []string) (DeleteStats,
 				st.Kept++
 				continue
 			}
-			ops = append(ops, &zk.DeleteRequest{Path: p, Version: -1})
+			ops = append(ops, &zk.DeleteRequest{Path: c.abs(p), Version: -1})
 		}
 		if len(ops) == 0 {
 			continue
@@ -140,7 +140,7 @@ func (c *Client) DeleteZnodes(ctx context.Context, paths []string) (DeleteStats,
 			return st, opError("delete", ops[0].(*zk.DeleteRequest).Path, err)
 		}
 		for _, op := range ops {
-			p := op.(*zk.DeleteRequest).Path
+			p := op.(*zk.DeleteRequest).Path // on the server
 			err := c.retry(ctx, func() error { return conn.Delete(p, -1) })
 			switch {
 			case err == nil:
