@@ -124,10 +124,10 @@ type createBatch struct {
 type createItem struct {
 	path  string // as the caller named it, relative to the client's root
 	zpath string // on the server (Client.abs)
-	data []byte
-	acl  []zk.ACL // as created: the real ACL, or a temporary one
-	mode znode.Mode
-	ttl  int64
+	data  []byte
+	acl   []zk.ACL // as created: the real ACL, or a temporary one
+	mode  znode.Mode
+	ttl   int64
 	// deferred indexes Creator.deferred when the real ACL is set at Close, else -1.
 	deferred int
 }
@@ -135,7 +135,7 @@ type createItem struct {
 type deferredACL struct {
 	path  string
 	zpath string
-	acl  []zk.ACL
+	acl   []zk.ACL
 	// done when the znode was found with its real ACL already.
 	done bool
 }
