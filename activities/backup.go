@@ -71,20 +71,47 @@ type PrepareInput struct {
 
 // PrepareResult is what later stages need to know.
 type PrepareResult struct {
-	Key        string   `json:"key"`
-	URL        string   `json:"url"`
-	StagingDir string   `json:"stagingDir"`
-	ZxidStart  int64    `json:"zxidStart"`
-	Source     []string `json:"source"`
+	Key        string `json:"key"`
+	URL        string `json:"url"`
+	StagingDir string `json:"stagingDir"`
+	// ZxidStart and Source are the local store's (kept for runs from before roles).
+	ZxidStart int64    `json:"zxidStart"`
+	Source    []string `json:"source"`
+	// Roles are the stores to dump, local first, each with its consistency start.
+	Roles []RolePrep `json:"roles,omitempty"`
 }
 
-// Prepare checks both ends before anything is dumped: ZooKeeper answers (with auth) and
-// gives its last zxid after a sync, and the bucket accepts a write.
-func (b *Backup) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, error) {
-	servers, err := b.Config.ZooKeeper.ServerList()
-	if err != nil {
-		return PrepareResult{}, nonRetryable(ErrTypeInvalidConfig, err)
+// RolePrep is one store a backup dumps.
+type RolePrep struct {
+	Role string `json:"role"`
+	// Source is the store's canonical address without credentials (storeurl.URL.String).
+	Source    string `json:"source"`
+	Store     string `json:"store"`
+	Root      string `json:"root,omitempty"`
+	ZxidStart int64  `json:"zxidStart"`
+}
+
+// storeRole is a role with its config section.
+type storeRole struct {
+	role string
+	cfg  config.ZooKeeper
+}
+
+// roles are the stores this deployment backs up: the local one, and the configuration store
+// when it is configured apart.
+func roles(cfg config.Config) []storeRole {
+	out := []storeRole{{archive.RoleLocal, cfg.ZooKeeper}}
+	if z, separate := cfg.ConfigStore(); separate {
+		out = append(out, storeRole{archive.RoleConfiguration, z})
 	}
+	return out
+}
+
+// Prepare checks every end before anything is dumped: each store answers (with auth, its
+// chroot exists) and gives its last zxid after a sync, and the bucket accepts a write. An
+// unreachable configuration store fails the backup like the local one: an archive of the
+// local store alone is never uploaded as if it were whole.
+func (b *Backup) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, error) {
 	store, err := b.openStore(ctx)
 	if err != nil {
 		return PrepareResult{}, err
@@ -92,14 +119,25 @@ func (b *Backup) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, e
 	if err := store.CheckWritable(ctx); err != nil {
 		return PrepareResult{}, classify(fmt.Errorf("check bucket: %w", err))
 	}
-	zk, err := Connect(ctx, b.Config, 1)
-	if err != nil {
-		return PrepareResult{}, err
-	}
-	defer zk.Close()
-	zxid, err := zk.LastZxid(ctx)
-	if err != nil {
-		return PrepareResult{}, classify(fmt.Errorf("zookeeper last zxid: %w", err))
+	var res PrepareResult
+	for _, r := range roles(b.Config) {
+		u, err := r.cfg.URL()
+		if err != nil {
+			return PrepareResult{}, nonRetryable(ErrTypeInvalidConfig, err)
+		}
+		zc, err := connectStore(ctx, r.cfg, 1)
+		if err != nil {
+			return PrepareResult{}, roleError(r.role, err)
+		}
+		zxid, err := zc.LastZxid(ctx)
+		zc.Close()
+		if err != nil {
+			return PrepareResult{}, roleError(r.role, classify(fmt.Errorf("zookeeper last zxid: %w", err)))
+		}
+		res.Roles = append(res.Roles, RolePrep{Role: r.role, Source: u.String(), Store: string(u.Kind), Root: u.Root, ZxidStart: zxid})
+		if r.role == archive.RoleLocal {
+			res.ZxidStart, res.Source = zxid, u.Servers
+		}
 	}
 	key := fmt.Sprintf("%s-%d.tar.gz", b.Config.Backup.BackupPrefix, in.StartMillis)
 	staging := filepath.Join(stagingDir(b.Config, b.Staging), strings.TrimSuffix(key, ".tar.gz"))
@@ -109,7 +147,21 @@ func (b *Backup) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, e
 	if err := os.MkdirAll(staging, 0o700); err != nil {
 		return PrepareResult{}, fmt.Errorf("create staging dir: %w", err)
 	}
-	return PrepareResult{Key: key, URL: store.URL(key), StagingDir: staging, ZxidStart: zxid, Source: servers}, nil
+	res.Key, res.URL, res.StagingDir = key, store.URL(key), staging
+	return res, nil
+}
+
+// roleError names the configuration store in errors about it (the local store's errors
+// stay as they were); a non-retryable error stays non-retryable.
+func roleError(role string, err error) error {
+	if role == archive.RoleLocal || err == nil {
+		return err
+	}
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.NonRetryable() {
+		return temporal.NewNonRetryableApplicationError("configuration store: "+app.Error(), app.Type(), nil)
+	}
+	return fmt.Errorf("configuration store: %w", err)
 }
 
 // DumpInput points the dump at its staging directory.
@@ -117,9 +169,11 @@ type DumpInput struct {
 	StagingDir string `json:"stagingDir"`
 }
 
-// DumpResult describes the stream file: the manifest's fields the dump knows (counts,
-// stream size and SHA-256, times, the zxid after the walk and the highest seen).
+// DumpResult describes the stream files: the manifest's fields the dump knows (per role:
+// counts, stream size and SHA-256, the zxid after the walk and the highest seen; their
+// totals; the times).
 type DumpResult struct {
+	// StreamPath is the local role's stream; every role's is <staging>/<archive.StreamFor>.
 	StreamPath string           `json:"streamPath"`
 	Manifest   archive.Manifest `json:"manifest"`
 	// AuthUnused: zookeeper.auth is set and no znode read needed it (see result.Backup).
@@ -128,56 +182,90 @@ type DumpResult struct {
 
 // DumpProgress is the dump's heartbeat detail.
 type DumpProgress struct {
-	Znodes int64 `json:"znodes"`
-	Bytes  int64 `json:"bytes"`
+	Role   string `json:"role,omitempty"`
+	Znodes int64  `json:"znodes"`
+	Bytes  int64  `json:"bytes"`
 }
 
-// Dump streams the whole tree into <staging>/znodes.jsonl. A retry starts over: the file
-// is rewritten from the beginning.
+// Dump streams every store's whole tree (relative to its chroot) into its stream file under
+// the staging directory, the local store first. A retry starts over: the files are
+// rewritten from the beginning.
 func (b *Backup) Dump(ctx context.Context, in DumpInput) (DumpResult, error) {
 	started := time.Now().UTC()
-	zk, err := Connect(ctx, b.Config, 0)
-	if err != nil {
-		return DumpResult{}, err
+	res := DumpResult{StreamPath: filepath.Join(in.StagingDir, archive.StreamName)}
+	authUsed := false
+	var done int64
+	for _, r := range roles(b.Config) {
+		role, used, err := b.dumpRole(ctx, r, in.StagingDir, done)
+		if err != nil {
+			return DumpResult{}, roleError(r.role, err)
+		}
+		done += role.Znodes
+		authUsed = authUsed || used
+		res.Manifest.Roles = append(res.Manifest.Roles, role)
+		res.Manifest.Znodes += role.Znodes
+		res.Manifest.EphemeralSkipped += role.EphemeralSkipped
+		res.Manifest.Vanished += role.Vanished
+		res.Manifest.DataBytes += role.DataBytes
 	}
-	defer zk.Close()
-	path := filepath.Join(in.StagingDir, archive.StreamName)
+	res.Manifest.StartTime, res.Manifest.EndTime = started, time.Now().UTC()
+	// Kept for readers of results from before roles: the local role's.
+	l := res.Manifest.Local()
+	res.Manifest.ZxidEnd, res.Manifest.MaxZxid = l.Consistency.ZxidEnd, l.Consistency.MaxZxid
+	res.AuthUnused = b.Config.ZooKeeper.Auth != "" && !authUsed
+	return res, nil
+}
+
+// dumpRole walks one store into its stream file and describes it. before is the znode
+// count of roles already dumped, so heartbeats count up over the whole backup.
+func (b *Backup) dumpRole(ctx context.Context, r storeRole, dir string, before int64) (archive.Role, bool, error) {
+	u, err := r.cfg.URL()
+	if err != nil {
+		return archive.Role{}, false, nonRetryable(ErrTypeInvalidConfig, err)
+	}
+	zc, err := connectStore(ctx, r.cfg, 0)
+	if err != nil {
+		return archive.Role{}, false, err
+	}
+	defer zc.Close()
+	name := archive.StreamFor(r.role)
+	path := filepath.Join(dir, name)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
-		return DumpResult{}, fmt.Errorf("create %s: %w", path, err)
+		return archive.Role{}, false, fmt.Errorf("create %s: %w", path, err)
 	}
 	defer f.Close()
 	sw := archive.NewStreamWriter(f)
 	authNeeded := false
-	stats, err := zk.Walk(ctx, zookeeper.WalkOptions{
+	stats, err := zc.Walk(ctx, zookeeper.WalkOptions{
 		Root: "/",
 		Progress: func(s zookeeper.WalkStats) {
-			activity.RecordHeartbeat(ctx, DumpProgress{Znodes: s.Znodes, Bytes: s.DataBytes})
+			activity.RecordHeartbeat(ctx, DumpProgress{Role: r.role, Znodes: before + s.Znodes, Bytes: s.DataBytes})
 		},
-	}, func(r znode.Record) error {
-		authNeeded = authNeeded || !znode.WorldReadable(r.ACL)
-		return sw.Write(r)
+	}, func(rec znode.Record) error {
+		authNeeded = authNeeded || !znode.WorldReadable(rec.ACL)
+		return sw.Write(rec)
 	})
 	if err != nil {
-		return DumpResult{}, classify(err)
+		return archive.Role{}, false, classify(err)
 	}
 	if err := sw.Flush(); err != nil {
-		return DumpResult{}, fmt.Errorf("write %s: %w", path, err)
+		return archive.Role{}, false, fmt.Errorf("write %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
-		return DumpResult{}, fmt.Errorf("sync %s: %w", path, err)
+		return archive.Role{}, false, fmt.Errorf("sync %s: %w", path, err)
 	}
-	zxidEnd, err := zk.LastZxid(ctx)
+	zxidEnd, err := zc.LastZxid(ctx)
 	if err != nil {
-		return DumpResult{}, classify(fmt.Errorf("zookeeper last zxid: %w", err))
+		return archive.Role{}, false, classify(fmt.Errorf("zookeeper last zxid: %w", err))
 	}
-	m := archive.Manifest{
-		Counts:    result.Counts{Znodes: sw.Count(), EphemeralSkipped: stats.EphemeralSkipped, Vanished: stats.Vanished, DataBytes: sw.DataBytes()},
-		StartTime: started, EndTime: time.Now().UTC(),
-		ZxidEnd: archive.Zxid(zxidEnd), MaxZxid: archive.Zxid(stats.MaxZxid),
-		StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
-	}
-	return DumpResult{StreamPath: path, Manifest: m, AuthUnused: b.Config.ZooKeeper.Auth != "" && !authNeeded}, nil
+	return archive.Role{
+		Role: r.role, Stream: name, Store: string(u.Kind), Source: u.String(), Root: u.Root,
+		Consistency:  archive.Consistency{ZxidEnd: archive.Zxid(zxidEnd), MaxZxid: archive.Zxid(stats.MaxZxid)},
+		Counts:       result.Counts{Znodes: sw.Count(), EphemeralSkipped: stats.EphemeralSkipped, Vanished: stats.Vanished, DataBytes: sw.DataBytes()},
+		StreamBytes:  sw.Bytes(),
+		StreamSHA256: sw.SHA256(),
+	}, authNeeded, nil
 }
 
 // CompressInput carries what goes into the manifest.
@@ -194,19 +282,38 @@ type CompressResult struct {
 	SHA256            string `json:"sha256"`
 }
 
-// Compress writes <staging>/<key> as tar.gz with the manifest first. A full disk is retried
-// (space may come free); an archive that cannot be written from its stream is not.
+// Compress writes <staging>/<key> as tar.gz with the manifest first, then each role's
+// stream. A full disk is retried (space may come free); an archive that cannot be written
+// from its streams is not.
 func (b *Backup) Compress(ctx context.Context, in CompressInput) (CompressResult, error) {
-	d := in.Dump
-	m := d.Manifest
-	m.ToolVersion, m.Source = ToolVersion(), in.Prepare.Source
+	m := in.Dump.Manifest
+	m.ToolVersion = ToolVersion()
 	m.ManagedLedgerPath = b.Config.Backup.ManagedLedgerPath
-	m.ZxidStart = archive.Zxid(in.Prepare.ZxidStart)
-	stream, err := os.Open(d.StreamPath)
-	if err != nil {
-		return CompressResult{}, fmt.Errorf("open dump: %w", err)
+	if len(m.Roles) == 0 {
+		// A dump by a worker from before roles (upgraded mid-backup): its one stream is the
+		// local store's, described at the manifest's top.
+		m.Roles = []archive.Role{{
+			Role: archive.RoleLocal, Stream: archive.StreamName, Store: "zookeeper", Source: "zk:" + strings.Join(in.Prepare.Source, ","),
+			Consistency: archive.Consistency{ZxidEnd: m.ZxidEnd, MaxZxid: m.MaxZxid},
+			Counts:      m.Counts, StreamBytes: m.StreamBytes, StreamSHA256: m.StreamSHA256,
+		}}
+		in.Prepare.Roles = []RolePrep{{Role: archive.RoleLocal, ZxidStart: in.Prepare.ZxidStart}}
 	}
-	defer stream.Close()
+	streams := make([]archive.Stream, len(m.Roles))
+	for i := range m.Roles {
+		r := &m.Roles[i]
+		for _, p := range in.Prepare.Roles {
+			if p.Role == r.Role {
+				r.Consistency.ZxidStart = archive.Zxid(p.ZxidStart)
+			}
+		}
+		f, err := os.Open(filepath.Join(in.Prepare.StagingDir, r.Stream))
+		if err != nil {
+			return CompressResult{}, fmt.Errorf("open dump of %s: %w", r.Role, err)
+		}
+		defer f.Close()
+		streams[i] = archive.Stream{R: f, Size: r.StreamBytes}
+	}
 	out := filepath.Join(in.Prepare.StagingDir, in.Prepare.Key)
 	f, err := os.OpenFile(out, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -215,10 +322,15 @@ func (b *Backup) Compress(ctx context.Context, in CompressInput) (CompressResult
 	defer f.Close()
 	h := sha256.New()
 	cw := &countingWriter{w: io.MultiWriter(f, h)}
-	progress := &progressReader{r: stream, every: 8 << 20, report: func(n int64) {
-		activity.RecordHeartbeat(ctx, DumpProgress{Bytes: n})
-	}}
-	tarSize, err := archive.WriteArchive(cw, m, progress, m.StreamBytes)
+	var base int64 // bytes of the streams before this one, so heartbeats count up
+	for i := range streams {
+		off := base
+		streams[i].R = &progressReader{r: streams[i].R, every: 8 << 20, report: func(n int64) {
+			activity.RecordHeartbeat(ctx, DumpProgress{Bytes: off + n})
+		}}
+		base += streams[i].Size
+	}
+	tarSize, err := archive.Write(cw, m, streams)
 	if err == nil {
 		err = f.Sync()
 	}

@@ -87,7 +87,7 @@ func archiveBytes(t *testing.T, znodes int, start time.Time) []byte {
 		ZxidStart: "0x10", ZxidEnd: "0x11", Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()},
 		StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()}
 	var out bytes.Buffer
-	if _, err := archive.WriteArchive(&out, m, &stream, m.StreamBytes); err != nil {
+	if _, err := archive.WriteV1(&out, m, &stream, m.StreamBytes); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()

@@ -244,6 +244,7 @@ func fromResult(res result.Backup, r runRef) catalog.Backup {
 		SizeCompressed:    res.SizeCompressed,
 		ZxidStart:         res.ZxidStart,
 		ZxidEnd:           res.ZxidEnd,
+		Roles:             res.Roles,
 		SHA256:            res.SHA256,
 		Durations:         &res.Durations,
 		WorkflowID:        r.workflowID,

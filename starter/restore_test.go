@@ -733,7 +733,7 @@ func archiveOf(t *testing.T, paths ...string) []byte {
 	m := archive.Manifest{ToolVersion: "x", ManagedLedgerPath: "/managed-ledgers", StartTime: time.Now().UTC(), EndTime: time.Now().UTC(),
 		Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()}
 	var out bytes.Buffer
-	if _, err := archive.WriteArchive(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
+	if _, err := archive.WriteV1(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()

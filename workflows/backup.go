@@ -7,6 +7,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
 // a is only used for activity method names; the worker registers the real struct.
@@ -98,5 +99,8 @@ func (b *backupRun) inSession(sctx workflow.Context) error {
 	r.Counts, r.AuthUnused = dump.Manifest.Counts, dump.AuthUnused
 	r.SizeNonCompressed, r.SizeCompressed, r.SHA256 = comp.SizeNonCompressed, comp.SizeCompressed, comp.SHA256
 	r.ZxidStart, r.ZxidEnd = archive.Zxid(prep.ZxidStart), dump.Manifest.ZxidEnd
+	for _, role := range dump.Manifest.Roles {
+		r.Roles = append(r.Roles, result.RoleCounts{Role: role.Role, Source: role.Source, Counts: role.Counts})
+	}
 	return nil
 }

@@ -292,7 +292,7 @@ func (r *restoreRun) download(sctx workflow.Context) error {
 	}
 	r.dl = got
 	m := r.dl.Manifest
-	r.rep.Archive = &restore.ArchiveInfo{SHA256: r.dl.SHA256, StreamSHA256: m.StreamSHA256, Znodes: m.Znodes, BackupTime: m.StartTime, ManagedLedgerPath: m.ManagedLedgerPath}
+	r.rep.Archive = &restore.ArchiveInfo{SHA256: r.dl.SHA256, StreamSHA256: m.Local().StreamSHA256, Znodes: m.Znodes, BackupTime: m.StartTime, ManagedLedgerPath: m.ManagedLedgerPath}
 	if m.ManagedLedgerPath != "" && m.ManagedLedgerPath != r.res.ManagedLedgerPath {
 		r.mlPaths = []string{r.res.ManagedLedgerPath, m.ManagedLedgerPath}
 	}

@@ -26,13 +26,19 @@ import (
 )
 
 const (
-	// FormatVersion is written to every manifest; readers refuse any other.
-	FormatVersion = 1
+	// FormatVersion is written to every manifest. Readers take it and FormatVersion1.
+	FormatVersion = 2
+	// FormatVersion1 archives hold one role (the local store) in StreamName, with the
+	// role's fields at the top of the manifest; readers present them as one local Role.
+	FormatVersion1 = 1
 	// Kind identifies archives written by this tool.
 	Kind = "pulsar-metadata-backup"
-	// ManifestName and StreamName are the two tar entries, in this order.
+	// ManifestName is the first tar entry; each role's stream follows, in Roles order.
 	ManifestName = "manifest.json"
-	StreamName   = "znodes.jsonl"
+	// StreamName is the local role's stream (and version 1's only one);
+	// ConfigurationStreamName the configuration role's.
+	StreamName              = "znodes.jsonl"
+	ConfigurationStreamName = "configuration-znodes.jsonl"
 	// maxManifestSize bounds what a reader accepts for manifest.json.
 	maxManifestSize = 1 << 20
 	// maxLineSize bounds one record line: 1 MiB of data is 1.4 MB in base64, plus path,
@@ -40,26 +46,92 @@ const (
 	maxLineSize = 4 << 20
 )
 
+// Roles a store plays in a Pulsar cluster: the local metadata store (metadataStoreUrl:
+// managed ledgers, local policies, bookies, load data) and the configuration store
+// (configurationMetadataStoreUrl: tenants, clusters, namespace policies, partitioned-topic
+// metadata), which is the local one unless configured apart.
+const (
+	RoleLocal         = "local"
+	RoleConfiguration = "configuration"
+)
+
 // Manifest describes one backup. Zxids are hex strings ("0x1a2b") as ZooKeeper prints them.
 type Manifest struct {
-	FormatVersion int    `json:"formatVersion"`
-	Kind          string `json:"kind"`
-	ToolVersion   string `json:"toolVersion"`
-	// Source is the ZooKeeper ensemble that was dumped, as configured (no credentials).
-	Source            []string  `json:"source"`
+	FormatVersion     int       `json:"formatVersion"`
+	Kind              string    `json:"kind"`
+	ToolVersion       string    `json:"toolVersion"`
 	ManagedLedgerPath string    `json:"managedLedgerPath"`
 	StartTime         time.Time `json:"startTime"`
 	EndTime           time.Time `json:"endTime"`
-	// ZxidStart is the server's last zxid after a sync before the walk, ZxidEnd after it.
-	// Every change up to ZxidStart is in the backup; changes between the two may or may not be.
-	ZxidStart string `json:"zxidStart"`
-	ZxidEnd   string `json:"zxidEnd"`
-	// MaxZxid is the highest czxid/mzxid/pzxid among the dumped znodes.
-	MaxZxid string `json:"maxZxid"`
+	// Counts are the totals over all roles.
 	result.Counts
-	// StreamBytes is the size of znodes.jsonl, StreamSHA256 its SHA-256.
+	// Roles are the stores in the archive, each with its own stream, in stream order. A
+	// version-1 manifest has none written; readers fill in its one local role.
+	Roles []Role `json:"roles,omitempty"`
+
+	// Version 1 only, at the top level, for its one store; readers of version 2 leave them
+	// empty (see Roles).
+	Source       []string `json:"source,omitempty"`
+	ZxidStart    string   `json:"zxidStart,omitempty"`
+	ZxidEnd      string   `json:"zxidEnd,omitempty"`
+	MaxZxid      string   `json:"maxZxid,omitempty"`
+	StreamBytes  int64    `json:"streamBytes,omitempty"`
+	StreamSHA256 string   `json:"streamSha256,omitempty"`
+}
+
+// Role is one store's part of a backup.
+type Role struct {
+	// Role is RoleLocal or RoleConfiguration; Stream the tar entry holding its records.
+	Role   string `json:"role"`
+	Stream string `json:"stream"`
+	// Store is "zookeeper" or "etcd"; Source its address as configured, canonical and
+	// without credentials ("zk:zk1:2181,zk2:2181/pulsar"); Root the chroot every path in
+	// the stream is relative to ("" for none).
+	Store  string `json:"store"`
+	Source string `json:"source"`
+	Root   string `json:"root,omitempty"`
+	// Consistency says which moment the stream reflects.
+	Consistency Consistency `json:"consistency"`
+	result.Counts
+	// StreamBytes is the size of the stream, StreamSHA256 its SHA-256.
 	StreamBytes  int64  `json:"streamBytes"`
 	StreamSHA256 string `json:"streamSha256"`
+}
+
+// Consistency is a role's consistency window. ZooKeeper cannot read a tree at one moment:
+// a walk sees each znode at some moment between ZxidStart (every change up to it is in) and
+// ZxidEnd; MaxZxid is the highest czxid/mzxid/pzxid dumped. etcd reads every key at one
+// Revision: a consistent point-in-time copy (PointInTime true).
+type Consistency struct {
+	PointInTime bool   `json:"pointInTime"`
+	ZxidStart   string `json:"zxidStart,omitempty"`
+	ZxidEnd     string `json:"zxidEnd,omitempty"`
+	MaxZxid     string `json:"maxZxid,omitempty"`
+	Revision    int64  `json:"revision,omitempty"`
+}
+
+// Role returns the named role, or false when the archive has none such.
+func (m Manifest) Role(name string) (Role, bool) {
+	for _, r := range m.Roles {
+		if r.Role == name {
+			return r, true
+		}
+	}
+	return Role{}, false
+}
+
+// Local is the local store's role; every archive has one.
+func (m Manifest) Local() Role {
+	r, _ := m.Role(RoleLocal)
+	return r
+}
+
+// StreamFor is the tar entry name of a role's stream.
+func StreamFor(role string) string {
+	if role == RoleConfiguration {
+		return ConfigurationStreamName
+	}
+	return StreamName
 }
 
 // Zxid renders a zxid as ZooKeeper prints it.
@@ -111,15 +183,51 @@ func (sw *StreamWriter) Bytes() int64     { return sw.bytes }
 func (sw *StreamWriter) DataBytes() int64 { return sw.data }
 func (sw *StreamWriter) SHA256() string   { return hex.EncodeToString(sw.h.Sum(nil)) }
 
-// WriteArchive writes the tar.gz: manifest.json, then the stream of streamSize bytes read
-// from stream. It returns the size of the uncompressed tar. The manifest's StreamBytes must
-// equal streamSize.
-func WriteArchive(w io.Writer, m Manifest, stream io.Reader, streamSize int64) (tarSize int64, err error) {
+// Stream is one role's stream file for Write: Size bytes read from R.
+type Stream struct {
+	R    io.Reader
+	Size int64
+}
+
+// Write writes a version-2 archive: manifest.json, then each role's stream, in m.Roles
+// order (streams[i] is m.Roles[i]'s). It returns the size of the uncompressed tar. Each
+// role's StreamBytes must equal its stream's size, and the totals must add up.
+func Write(w io.Writer, m Manifest, streams []Stream) (tarSize int64, err error) {
+	if len(m.Roles) == 0 || len(streams) != len(m.Roles) {
+		return 0, fmt.Errorf("write archive: %d roles, %d streams", len(m.Roles), len(streams))
+	}
+	m.FormatVersion, m.Kind = FormatVersion, Kind
+	m.Source, m.ZxidStart, m.ZxidEnd, m.MaxZxid, m.StreamBytes, m.StreamSHA256 = nil, "", "", "", 0, ""
+	if err := m.check(); err != nil {
+		return 0, fmt.Errorf("write archive: %w", err)
+	}
+	entries := make([]entry, len(streams))
+	for i, r := range m.Roles {
+		if r.StreamBytes != streams[i].Size {
+			return 0, fmt.Errorf("write archive: manifest says %d bytes for role %s, stream has %d", r.StreamBytes, r.Role, streams[i].Size)
+		}
+		entries[i] = entry{r.Stream, streams[i]}
+	}
+	return writeTar(w, m, entries)
+}
+
+// WriteV1 writes a version-1 archive: manifest.json, then the one stream of streamSize
+// bytes as StreamName. The backup writes version 2; this stays so that archives of the
+// version before can be made for tests of the readers that must keep reading them.
+func WriteV1(w io.Writer, m Manifest, stream io.Reader, streamSize int64) (tarSize int64, err error) {
 	if m.StreamBytes != streamSize {
 		return 0, fmt.Errorf("write archive: manifest says %d stream bytes, stream has %d", m.StreamBytes, streamSize)
 	}
-	m.FormatVersion = FormatVersion
-	m.Kind = Kind
+	m.FormatVersion, m.Kind, m.Roles = FormatVersion1, Kind, nil
+	return writeTar(w, m, []entry{{StreamName, Stream{stream, streamSize}}})
+}
+
+type entry struct {
+	name string
+	Stream
+}
+
+func writeTar(w io.Writer, m Manifest, entries []entry) (int64, error) {
 	mj, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return 0, fmt.Errorf("write archive: manifest: %w", err)
@@ -144,15 +252,17 @@ func WriteArchive(w io.Writer, m Manifest, stream io.Reader, streamSize int64) (
 	if _, err := tw.Write(mj); err != nil {
 		return 0, fmt.Errorf("write archive: %w", err)
 	}
-	if err := tw.WriteHeader(hdr(StreamName, streamSize)); err != nil {
-		return 0, fmt.Errorf("write archive: %w", err)
-	}
-	n, err := io.Copy(tw, stream)
-	if err != nil {
-		return 0, fmt.Errorf("write archive: copy stream: %w", err)
-	}
-	if n != streamSize {
-		return 0, fmt.Errorf("write archive: stream is %d bytes, expected %d", n, streamSize)
+	for _, e := range entries {
+		if err := tw.WriteHeader(hdr(e.name, e.Size)); err != nil {
+			return 0, fmt.Errorf("write archive: %w", err)
+		}
+		n, err := io.Copy(tw, e.R)
+		if err != nil {
+			return 0, fmt.Errorf("write archive: copy %s: %w", e.name, err)
+		}
+		if n != e.Size {
+			return 0, fmt.Errorf("write archive: %s is %d bytes, expected %d", e.name, n, e.Size)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return 0, fmt.Errorf("write archive: %w", err)
@@ -171,14 +281,19 @@ func corrupt(format string, args ...interface{}) error {
 	return fmt.Errorf("%w: %s", ErrCorrupt, fmt.Sprintf(format, args...))
 }
 
-// Reader reads an archive and verifies it as it goes: the manifest first, then each record,
-// and at the end the stream's size, count and SHA-256 against the manifest. A record is
-// only trustworthy once Next has returned io.EOF: callers that must not act on a bad
-// archive read it through once (Verify) before acting.
+// Reader reads an archive and verifies it as it goes: the manifest first, then the records
+// of the roles it was asked for, and at the end of every stream its size, count and
+// SHA-256 against the manifest. Streams of roles not asked for are checked the same way
+// (size, line count, SHA-256) without decoding their records, and the archive must end
+// after the last, with a good gzip trailer. A record is only trustworthy once Next has
+// returned io.EOF: callers that must not act on a bad archive read it through once (Verify)
+// before acting.
 type Reader struct {
 	gz       *gzip.Reader
 	tr       *tar.Reader
 	manifest Manifest
+	want     func(role string) bool
+	role     int // index in manifest.Roles of the stream being read
 	stream   *bufio.Reader
 	h        hash.Hash
 	read     int64
@@ -186,14 +301,31 @@ type Reader struct {
 	done     bool
 }
 
-// NewReader opens an archive and reads and checks its manifest.
-func NewReader(r io.Reader) (*Reader, error) {
+// NewReader opens an archive for its local role's records (the only role of version 1).
+func NewReader(r io.Reader) (*Reader, error) { return NewRoleReader(r, RoleLocal) }
+
+// NewRoleReader opens an archive for one role's records. An archive without that role is
+// refused (ErrNoRole).
+func NewRoleReader(r io.Reader, role string) (*Reader, error) {
+	return newReader(r, func(name string) bool { return name == role }, role)
+}
+
+// NewAllReader opens an archive for the records of every role, in stream order; Role tells
+// whose the last record was.
+func NewAllReader(r io.Reader) (*Reader, error) {
+	return newReader(r, func(string) bool { return true }, "")
+}
+
+// ErrNoRole is wrapped when an archive is asked for a role it does not hold.
+var ErrNoRole = errors.New("archive has no such role")
+
+func newReader(r io.Reader, want func(string) bool, need string) (*Reader, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, corrupt("not gzip: %v", err)
 	}
 	gz.Multistream(false)
-	ar := &Reader{gz: gz, tr: tar.NewReader(gz), h: sha256.New()}
+	ar := &Reader{gz: gz, tr: tar.NewReader(gz), want: want, role: -1}
 	hdr, err := ar.nextEntry()
 	if err != nil {
 		return nil, err
@@ -208,30 +340,95 @@ func NewReader(r io.Reader) (*Reader, error) {
 	if err != nil {
 		return nil, readErr(err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ar.manifest); err != nil {
-		return nil, corrupt("%s: %v", ManifestName, err)
-	}
-	if err := ar.manifest.check(); err != nil {
+	if ar.manifest, err = decodeManifest(raw, true); err != nil {
 		return nil, err
 	}
-	hdr, err = ar.nextEntry()
-	if err != nil {
+	if need != "" {
+		if _, ok := ar.manifest.Role(need); !ok {
+			return nil, fmt.Errorf("%w: %s (the archive holds %s)", ErrNoRole, need, ar.manifest.roleNames())
+		}
+	}
+	if err := ar.nextStream(); err != nil {
 		return nil, err
 	}
-	if hdr.Name != StreamName {
-		return nil, corrupt("second entry is %q, want %s", hdr.Name, StreamName)
-	}
-	if hdr.Size != ar.manifest.StreamBytes {
-		return nil, corrupt("%s is %d bytes, manifest says %d", StreamName, hdr.Size, ar.manifest.StreamBytes)
-	}
-	ar.stream = bufio.NewReaderSize(io.TeeReader(ar.tr, ar.h), 256<<10)
 	return ar, nil
 }
 
+func (m Manifest) roleNames() string {
+	var names []string
+	for _, r := range m.Roles {
+		names = append(names, r.Role)
+	}
+	return strings.Join(names, ", ")
+}
+
+// decodeManifest parses and checks a manifest, and gives a version-1 one its local Role.
+func decodeManifest(raw []byte, strict bool) (Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(&m); err != nil {
+		return Manifest{}, corrupt("%s: %v", ManifestName, err)
+	}
+	if m.FormatVersion == FormatVersion1 && m.Kind == Kind {
+		if len(m.Roles) > 0 {
+			return Manifest{}, corrupt("a version-1 manifest has no roles")
+		}
+		m.Roles = []Role{{
+			Role: RoleLocal, Stream: StreamName, Store: "zookeeper", Source: "zk:" + strings.Join(m.Source, ","),
+			Consistency: Consistency{ZxidStart: m.ZxidStart, ZxidEnd: m.ZxidEnd, MaxZxid: m.MaxZxid},
+			Counts:      m.Counts, StreamBytes: m.StreamBytes, StreamSHA256: m.StreamSHA256,
+		}}
+	}
+	return m, m.check()
+}
+
+// nextStream opens the next role's stream. Streams of roles the reader does not want are
+// read through here, hashed and counted, and checked like the others.
+func (ar *Reader) nextStream() error {
+	for {
+		ar.role++
+		if ar.role == len(ar.manifest.Roles) {
+			return ar.finishArchive()
+		}
+		r := ar.manifest.Roles[ar.role]
+		hdr, err := ar.nextEntry()
+		if err != nil {
+			return err
+		}
+		if hdr.Name != r.Stream {
+			return corrupt("entry %d is %q, want %s", ar.role+2, hdr.Name, r.Stream)
+		}
+		if hdr.Size != r.StreamBytes {
+			return corrupt("%s is %d bytes, manifest says %d", r.Stream, hdr.Size, r.StreamBytes)
+		}
+		ar.h, ar.read, ar.count = sha256.New(), 0, 0
+		ar.stream = bufio.NewReaderSize(io.TeeReader(ar.tr, ar.h), 256<<10)
+		if ar.want(r.Role) {
+			return nil
+		}
+		for {
+			line, err := readLine(ar.stream)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			ar.read += int64(len(line))
+			ar.count++
+		}
+		if err := ar.finishStream(); err != nil {
+			return err
+		}
+	}
+}
+
 // ReadManifest reads only the manifest of an archive: it is the first entry, so this reads a
-// few kilobytes whatever the archive's size.
+// few kilobytes whatever the archive's size. Unknown fields are allowed here (a listing
+// should show a newer archive's manifest); readers of records refuse them.
 func ReadManifest(r io.Reader) (Manifest, error) {
 	gz, err := gzip.NewReader(r)
 	if err != nil {
@@ -245,22 +442,46 @@ func ReadManifest(r io.Reader) (Manifest, error) {
 	if hdr.Name != ManifestName || hdr.Size > maxManifestSize {
 		return Manifest{}, corrupt("first entry is %q (%d bytes), want %s", hdr.Name, hdr.Size, ManifestName)
 	}
-	var m Manifest
-	if err := json.NewDecoder(io.LimitReader(tr, maxManifestSize)).Decode(&m); err != nil {
-		return Manifest{}, corrupt("%s: %v", ManifestName, err)
+	raw, err := io.ReadAll(io.LimitReader(tr, maxManifestSize))
+	if err != nil {
+		return Manifest{}, readErr(err)
 	}
-	return m, m.check()
+	return decodeManifest(raw, false)
 }
 
 func (m Manifest) check() error {
 	if m.Kind != Kind {
 		return corrupt("manifest kind %q, want %q", m.Kind, Kind)
 	}
-	if m.FormatVersion != FormatVersion {
-		return corrupt("format version %d, this tool reads %d", m.FormatVersion, FormatVersion)
+	if m.FormatVersion != FormatVersion && m.FormatVersion != FormatVersion1 {
+		return corrupt("format version %d, this tool reads %d and %d", m.FormatVersion, FormatVersion1, FormatVersion)
 	}
-	if m.Znodes < 0 || m.StreamBytes < 0 || len(m.StreamSHA256) != 64 {
-		return corrupt("manifest counts or checksum invalid")
+	if m.Znodes < 0 || len(m.Roles) == 0 || len(m.Roles) > 2 {
+		return corrupt("manifest counts or roles invalid")
+	}
+	var sum result.Counts
+	seen := map[string]bool{}
+	for _, r := range m.Roles {
+		if r.Role != RoleLocal && r.Role != RoleConfiguration || seen[r.Role] {
+			return corrupt("manifest role %q unknown or repeated", r.Role)
+		}
+		seen[r.Role] = true
+		if r.Stream != StreamFor(r.Role) {
+			return corrupt("role %s's stream is %q, want %s", r.Role, r.Stream, StreamFor(r.Role))
+		}
+		if r.Znodes < 0 || r.StreamBytes < 0 || len(r.StreamSHA256) != 64 {
+			return corrupt("role %s: counts or checksum invalid", r.Role)
+		}
+		sum.Znodes += r.Znodes
+		sum.EphemeralSkipped += r.EphemeralSkipped
+		sum.Vanished += r.Vanished
+		sum.DataBytes += r.DataBytes
+	}
+	if !seen[RoleLocal] {
+		return corrupt("manifest has no %s role", RoleLocal)
+	}
+	if sum != m.Counts {
+		return corrupt("manifest totals %+v are not the sum of its roles' %+v", m.Counts, sum)
 	}
 	return nil
 }
@@ -309,11 +530,21 @@ func readErr(err error) error {
 	return fmt.Errorf("read archive: %w", err)
 }
 
-// Manifest is the archive's manifest, checked for kind and version.
+// Manifest is the archive's manifest, checked for kind and version; a version-1 one has its
+// local Role filled in.
 func (ar *Reader) Manifest() Manifest { return ar.manifest }
 
+// Role is the role of the stream being read: the last record's.
+func (ar *Reader) Role() string {
+	if ar.role < 0 || ar.role >= len(ar.manifest.Roles) {
+		return ""
+	}
+	return ar.manifest.Roles[ar.role].Role
+}
+
 // Next returns the next record, validated (path, size, mode, ACL). After the last one it
-// checks the stream against the manifest and returns io.EOF only if everything matches.
+// checks the streams and the archive's end against the manifest and returns io.EOF only if
+// everything matches.
 func (ar *Reader) Next() (znode.Record, error) {
 	line, err := ar.NextLine()
 	if err != nil {
@@ -326,21 +557,29 @@ func (ar *Reader) Next() (znode.Record, error) {
 // NextLine returns the next record's line, not decoded: callers that decode lines
 // concurrently (DecodeLine) read them with this. The line is the caller's to keep. Lines
 // count towards the end-of-stream checks as records do: after the last one NextLine returns
-// io.EOF only if the stream's size, count and SHA-256 match the manifest.
+// io.EOF only if every stream's size, count and SHA-256 match the manifest.
 func (ar *Reader) NextLine() ([]byte, error) {
-	if ar.done {
-		return nil, io.EOF
+	for {
+		if ar.done {
+			return nil, io.EOF
+		}
+		line, err := readLine(ar.stream)
+		if err == io.EOF {
+			if err := ar.finishStream(); err != nil {
+				return nil, err
+			}
+			if err := ar.nextStream(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		ar.read += int64(len(line))
+		ar.count++
+		return line, nil
 	}
-	line, err := readLine(ar.stream)
-	if err == io.EOF {
-		return nil, ar.finish()
-	}
-	if err != nil {
-		return nil, err
-	}
-	ar.read += int64(len(line))
-	ar.count++
-	return line, nil
 }
 
 // DecodeLine decodes and validates one record line (see NextLine), record number n (from 1)
@@ -387,29 +626,36 @@ func readLine(r *bufio.Reader) ([]byte, error) {
 	}
 }
 
-func (ar *Reader) finish() error {
-	m := ar.manifest
-	if ar.read != m.StreamBytes {
-		return corrupt("stream has %d bytes, manifest says %d", ar.read, m.StreamBytes)
+// finishStream checks the stream just read against its role in the manifest.
+func (ar *Reader) finishStream() error {
+	r := ar.manifest.Roles[ar.role]
+	if ar.read != r.StreamBytes {
+		return corrupt("%s has %d bytes, manifest says %d", r.Stream, ar.read, r.StreamBytes)
 	}
-	if ar.count != m.Znodes {
-		return corrupt("stream has %d records, manifest says %d", ar.count, m.Znodes)
+	if ar.count != r.Znodes {
+		return corrupt("%s has %d records, manifest says %d", r.Stream, ar.count, r.Znodes)
 	}
-	if sum := hex.EncodeToString(ar.h.Sum(nil)); sum != m.StreamSHA256 {
-		return corrupt("stream SHA-256 %s does not match manifest %s", sum, m.StreamSHA256)
+	if sum := hex.EncodeToString(ar.h.Sum(nil)); sum != r.StreamSHA256 {
+		return corrupt("%s SHA-256 %s does not match manifest %s", r.Stream, sum, r.StreamSHA256)
 	}
+	return nil
+}
+
+// finishArchive checks that nothing follows the last stream, and drains to the gzip trailer
+// so its CRC and length are checked too.
+func (ar *Reader) finishArchive() error {
 	if _, err := ar.tr.Next(); err != io.EOF {
 		if err != nil {
 			return readErr(err)
 		}
-		return corrupt("unexpected entry after %s", StreamName)
+		return corrupt("unexpected entry after the last stream")
 	}
-	// Drain to the gzip trailer so its CRC and length are checked too.
 	if _, err := io.Copy(io.Discard, ar.gz); err != nil {
 		return readErr(err)
 	}
 	ar.done = true
-	return io.EOF
+	ar.stream = bufio.NewReader(strings.NewReader(""))
+	return nil
 }
 
 // ValidateRecord checks what a restore relies on: a valid path, data within ZooKeeper's
@@ -444,10 +690,21 @@ func ValidateRecord(r znode.Record) error {
 	return nil
 }
 
-// Verify reads a whole archive and checks it, returning its manifest. Nothing is trusted
-// until this returns nil.
+// Verify reads a whole archive and checks every role's records, returning its manifest;
+// fn (if set) sees the local role's records. Nothing is trusted until this returns nil.
 func Verify(r io.Reader, fn func(znode.Record) error) (Manifest, error) {
-	ar, err := NewReader(r)
+	return VerifyRoles(r, func(role string, rec znode.Record) error {
+		if fn == nil || role != RoleLocal {
+			return nil
+		}
+		return fn(rec)
+	})
+}
+
+// VerifyRoles reads a whole archive and checks it, giving fn (if set) every record with its
+// role, in stream order.
+func VerifyRoles(r io.Reader, fn func(role string, rec znode.Record) error) (Manifest, error) {
+	ar, err := NewAllReader(r)
 	if err != nil {
 		return Manifest{}, err
 	}
@@ -460,7 +717,7 @@ func Verify(r io.Reader, fn func(znode.Record) error) (Manifest, error) {
 			return Manifest{}, err
 		}
 		if fn != nil {
-			if err := fn(rec); err != nil {
+			if err := fn(ar.Role(), rec); err != nil {
 				return Manifest{}, err
 			}
 		}

@@ -27,8 +27,77 @@ func sampleRecords() []znode.Record {
 	}
 }
 
-// build writes recs into an archive and returns its bytes.
+// stream encodes records as a role's stream and returns it with its role entry.
+func stream(t *testing.T, role string, recs []znode.Record) ([]byte, Role) {
+	t.Helper()
+	var b bytes.Buffer
+	sw := NewStreamWriter(&b)
+	for _, r := range recs {
+		if err := sw.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes(), Role{
+		Role: role, Stream: StreamFor(role), Store: "zookeeper", Source: "zk:127.0.0.1:2181/" + role,
+		Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
+	}
+}
+
+// buildRoles writes a version-2 archive of the given roles' records (local first).
+func buildRoles(t *testing.T, roles map[string][]znode.Record, edit func(*Manifest, [][]byte)) []byte {
+	t.Helper()
+	m := Manifest{ToolVersion: "test", StartTime: time.Unix(1, 0).UTC(), EndTime: time.Unix(2, 0).UTC()}
+	var bodies [][]byte
+	for _, name := range []string{RoleLocal, RoleConfiguration} {
+		recs, ok := roles[name]
+		if !ok {
+			continue
+		}
+		b, r := stream(t, name, recs)
+		m.Roles = append(m.Roles, r)
+		m.Znodes += r.Znodes
+		m.DataBytes += r.DataBytes
+		bodies = append(bodies, b)
+	}
+	if edit != nil {
+		edit(&m, bodies)
+	}
+	var streams []Stream
+	var entries []entry
+	for i, b := range bodies {
+		streams = append(streams, Stream{bytes.NewReader(b), int64(len(b))})
+		entries = append(entries, entry{m.Roles[i].Stream, Stream{bytes.NewReader(b), int64(len(b))}})
+	}
+	var out bytes.Buffer
+	if edit != nil {
+		// Possibly malformed on purpose: written as is, past Write's checks.
+		m.FormatVersion, m.Kind = FormatVersion, Kind
+		if _, err := writeTar(&out, m, entries); err != nil {
+			t.Fatal(err)
+		}
+		return out.Bytes()
+	}
+	if _, err := Write(&out, m, streams); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// build writes recs into a version-2 archive of one local role.
 func build(t *testing.T, recs []znode.Record, edit func(*Manifest)) []byte {
+	t.Helper()
+	return buildRoles(t, map[string][]znode.Record{RoleLocal: recs}, func(m *Manifest, _ [][]byte) {
+		if edit != nil {
+			edit(m)
+		}
+	})
+}
+
+// buildV1 writes recs into a version-1 archive, as the tool wrote before roles.
+func buildV1(t *testing.T, recs []znode.Record, edit func(*Manifest)) []byte {
 	t.Helper()
 	var stream bytes.Buffer
 	sw := NewStreamWriter(&stream)
@@ -49,7 +118,7 @@ func build(t *testing.T, recs []znode.Record, edit func(*Manifest)) []byte {
 		edit(&m)
 	}
 	var out bytes.Buffer
-	tarSize, err := WriteArchive(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len()))
+	tarSize, err := WriteV1(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +150,7 @@ func TestRoundTripIsExact(t *testing.T) {
 		}
 	}
 	m2, err := ReadManifest(bytes.NewReader(arch))
-	if err != nil || m2.StreamSHA256 != m.StreamSHA256 {
+	if err != nil || m2.Local().StreamSHA256 != m.Local().StreamSHA256 || m2.Local().StreamSHA256 == "" {
 		t.Fatalf("ReadManifest = %+v, %v", m2, err)
 	}
 }
@@ -166,9 +235,103 @@ func TestTamperedStreamFailsChecksum(t *testing.T) {
 	m, _ := ReadManifest(bytes.NewReader(good))
 	// Same size, different content: only the SHA-256 can tell.
 	recs[1].Data = []byte{0, 1, 2, 0, 0xfe}
-	expectCorrupt(t, build(t, recs, func(x *Manifest) { x.StreamSHA256 = m.StreamSHA256 }), "SHA-256")
-	expectCorrupt(t, build(t, sampleRecords(), func(x *Manifest) { x.Znodes++ }), "records")
-	expectCorrupt(t, build(t, sampleRecords(), func(x *Manifest) { x.StreamSHA256 = "00" }), "checksum")
+	expectCorrupt(t, build(t, recs, func(x *Manifest) { x.Roles[0].StreamSHA256 = m.Local().StreamSHA256 }), "SHA-256")
+	expectCorrupt(t, build(t, sampleRecords(), func(x *Manifest) { x.Roles[0].Znodes++; x.Znodes++ }), "records")
+	expectCorrupt(t, build(t, sampleRecords(), func(x *Manifest) { x.Roles[0].StreamSHA256 = "00" }), "checksum")
+	expectCorrupt(t, build(t, sampleRecords(), func(x *Manifest) { x.Znodes++ }), "not the sum of its roles")
+}
+
+// Version-1 archives, as the tool wrote them before roles, still read: as one local role
+// with the top-level fields, and checked the same way.
+func TestVersion1StillReads(t *testing.T) {
+	recs := sampleRecords()
+	v1 := buildV1(t, recs, func(m *Manifest) { m.ZxidStart, m.ZxidEnd = "0x10", "0x12" })
+	var n int
+	m, err := Verify(bytes.NewReader(v1), func(znode.Record) error { n++; return nil })
+	if err != nil || n != len(recs) || m.FormatVersion != FormatVersion1 {
+		t.Fatalf("v1: %d records, %+v, %v", n, m, err)
+	}
+	l := m.Local()
+	if len(m.Roles) != 1 || l.Stream != StreamName || l.Source != "zk:127.0.0.1:2181" || l.Consistency.ZxidStart != "0x10" || l.StreamSHA256 != m.StreamSHA256 || l.Znodes != int64(len(recs)) {
+		t.Fatalf("v1 local role %+v", l)
+	}
+	recs[1].Data = []byte{0, 1, 2, 0, 0xfe}
+	good, _ := ReadManifest(bytes.NewReader(v1))
+	expectCorrupt(t, buildV1(t, recs, func(x *Manifest) { x.StreamSHA256 = good.StreamSHA256 }), "SHA-256")
+	if _, err := NewRoleReader(bytes.NewReader(v1), RoleConfiguration); !errors.Is(err, ErrNoRole) {
+		t.Fatalf("configuration role of a v1 archive: %v", err)
+	}
+}
+
+// Two roles: each reader gets its own role's records only, and still checks the other's
+// stream; VerifyRoles sees both, in order.
+func TestTwoRoles(t *testing.T) {
+	open := []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}}
+	conf := []znode.Record{
+		{Path: "/admin", ACL: open, Mode: znode.ModePersistent},
+		{Path: "/admin/policies", Data: []byte(`{"retention":1}`), ACL: open, Mode: znode.ModePersistent},
+	}
+	local := sampleRecords()
+	arch := buildRoles(t, map[string][]znode.Record{RoleLocal: local, RoleConfiguration: conf}, nil)
+	var roles []string
+	m, err := VerifyRoles(bytes.NewReader(arch), func(role string, r znode.Record) error {
+		roles = append(roles, role+":"+r.Path)
+		return nil
+	})
+	if err != nil || len(roles) != len(local)+len(conf) || roles[0] != "local:/admin" || roles[len(roles)-1] != "configuration:/admin/policies" {
+		t.Fatalf("VerifyRoles: %v %v", roles, err)
+	}
+	if m.Znodes != int64(len(local)+len(conf)) || len(m.Roles) != 2 || m.FormatVersion != FormatVersion {
+		t.Fatalf("manifest %+v", m)
+	}
+	read := func(arch []byte, role string) ([]string, error) {
+		ar, err := NewRoleReader(bytes.NewReader(arch), role)
+		if err != nil {
+			return nil, err
+		}
+		var paths []string
+		for {
+			r, err := ar.Next()
+			if err == io.EOF {
+				return paths, nil
+			}
+			if err != nil {
+				return paths, err
+			}
+			if ar.Role() != role {
+				t.Fatalf("reader for %s gave a record of %s", role, ar.Role())
+			}
+			paths = append(paths, r.Path)
+		}
+	}
+	if got, err := read(arch, RoleConfiguration); err != nil || strings.Join(got, ",") != "/admin,/admin/policies" {
+		t.Fatalf("configuration role: %v %v", got, err)
+	}
+	if got, err := read(arch, RoleLocal); err != nil || len(got) != len(local) {
+		t.Fatalf("local role: %v %v", got, err)
+	}
+	// A tampered local stream fails a reader of the configuration role too, and the other way.
+	tamper := func(i int) []byte {
+		return buildRoles(t, map[string][]znode.Record{RoleLocal: local, RoleConfiguration: conf}, func(m *Manifest, b [][]byte) {
+			b[i][10] ^= 1
+		})
+	}
+	if _, err := read(tamper(0), RoleConfiguration); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), StreamName) {
+		t.Fatalf("tampered local stream, configuration reader: %v", err)
+	}
+	if _, err := read(tamper(1), RoleLocal); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), ConfigurationStreamName) {
+		t.Fatalf("tampered configuration stream, local reader: %v", err)
+	}
+	// Shapes a reader refuses.
+	expectCorrupt(t, buildRoles(t, map[string][]znode.Record{RoleLocal: local, RoleConfiguration: conf}, func(m *Manifest, b [][]byte) {
+		m.Roles[0], m.Roles[1] = m.Roles[1], m.Roles[0]
+		b[0], b[1] = b[1], b[0]
+		m.Roles[0].Stream, m.Roles[1].Stream = StreamName, ConfigurationStreamName
+	}), "stream is")
+	expectCorrupt(t, buildRoles(t, map[string][]znode.Record{RoleConfiguration: conf}, func(*Manifest, [][]byte) {}), "no local role")
+	expectCorrupt(t, buildRoles(t, map[string][]znode.Record{RoleLocal: local, RoleConfiguration: conf}, func(m *Manifest, b [][]byte) {
+		m.Roles[1].Role = RoleLocal
+	}), "repeated")
 }
 
 func TestWrongFormatVersionRefused(t *testing.T) {
@@ -193,10 +356,10 @@ func rawArchive(t *testing.T, manifest map[string]interface{}, secondName, secon
 }
 
 func TestHostileEntriesRefused(t *testing.T) {
-	ok := map[string]interface{}{"formatVersion": FormatVersion, "kind": Kind, "streamSha256": strings.Repeat("0", 64)}
+	ok := map[string]interface{}{"formatVersion": FormatVersion1, "kind": Kind, "streamSha256": strings.Repeat("0", 64)}
 	expectCorrupt(t, rawArchive(t, ok, "../../etc/passwd", ""), "escapes")
 	expectCorrupt(t, rawArchive(t, ok, "/etc/passwd", ""), "not a plain relative name")
-	expectCorrupt(t, rawArchive(t, ok, "other.bin", ""), "second entry")
+	expectCorrupt(t, rawArchive(t, ok, "other.bin", ""), `entry 2 is "other.bin", want znodes.jsonl`)
 }
 
 func TestHostileRecordsRefused(t *testing.T) {
@@ -219,6 +382,6 @@ func TestHostileRecordsRefused(t *testing.T) {
 
 func TestOverlongLineRefused(t *testing.T) {
 	line := `{"path":"/x","data":"` + strings.Repeat("A", maxLineSize) + "\"}\n"
-	ok := map[string]interface{}{"formatVersion": FormatVersion, "kind": Kind, "streamSha256": strings.Repeat("0", 64), "streamBytes": len(line), "znodes": 1}
+	ok := map[string]interface{}{"formatVersion": FormatVersion1, "kind": Kind, "streamSha256": strings.Repeat("0", 64), "streamBytes": len(line), "znodes": 1}
 	expectCorrupt(t, rawArchive(t, ok, StreamName, line), "a record line is over")
 }

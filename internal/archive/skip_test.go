@@ -38,7 +38,7 @@ func TestNextUnlessSkipsByPathAndStillVerifies(t *testing.T) {
 			mutate(b)
 		}
 		var out bytes.Buffer
-		if _, err := WriteArchive(&out, m, bytes.NewReader(b), int64(len(b))); err != nil {
+		if _, err := WriteV1(&out, m, bytes.NewReader(b), int64(len(b))); err != nil {
 			t.Fatal(err)
 		}
 		return out.Bytes()

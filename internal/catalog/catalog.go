@@ -51,14 +51,17 @@ type Backup struct {
 	Time time.Time `json:"time"`
 	// Counts are the workflow's result's or the manifest's; nil when neither was read.
 	*result.Counts
-	SizeNonCompressed *int64            `json:"sizeNonCompressed,omitempty"`
-	SizeCompressed    int64             `json:"sizeCompressed"`
-	ZxidStart         string            `json:"zxidStart,omitempty"`
-	ZxidEnd           string            `json:"zxidEnd,omitempty"`
-	SHA256            string            `json:"sha256,omitempty"`
-	Durations         *result.Durations `json:"durations,omitempty"`
-	WorkflowID        string            `json:"workflowId,omitempty"`
-	RunID             string            `json:"runId,omitempty"`
+	SizeNonCompressed *int64 `json:"sizeNonCompressed,omitempty"`
+	SizeCompressed    int64  `json:"sizeCompressed"`
+	ZxidStart         string `json:"zxidStart,omitempty"`
+	ZxidEnd           string `json:"zxidEnd,omitempty"`
+	// Roles break the counts down per store (local, configuration); nil for entries from
+	// before roles.
+	Roles      []result.RoleCounts `json:"roles,omitempty"`
+	SHA256     string              `json:"sha256,omitempty"`
+	Durations  *result.Durations   `json:"durations,omitempty"`
+	WorkflowID string              `json:"workflowId,omitempty"`
+	RunID      string              `json:"runId,omitempty"`
 	// Missing is true when the run completed but its archive is no longer in the bucket.
 	Missing bool   `json:"missing"`
 	Source  Source `json:"source"`
@@ -339,7 +342,11 @@ func (c *Catalog) bucketEntry(o storage.ObjectInfo, d described) Backup {
 	if m := d.m; m != nil {
 		c := m.Counts
 		b.Counts = &c
-		b.ZxidStart, b.ZxidEnd = m.ZxidStart, m.ZxidEnd
+		l := m.Local()
+		b.ZxidStart, b.ZxidEnd = l.Consistency.ZxidStart, l.Consistency.ZxidEnd
+		for _, r := range m.Roles {
+			b.Roles = append(b.Roles, result.RoleCounts{Role: r.Role, Source: r.Source, Counts: r.Counts})
+		}
 	}
 	return b
 }

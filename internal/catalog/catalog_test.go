@@ -111,7 +111,7 @@ func makeArchive(t *testing.T, n int, start time.Time) ([]byte, archive.Manifest
 		StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
 	}
 	var out bytes.Buffer
-	if _, err := archive.WriteArchive(&out, m, &stream, m.StreamBytes); err != nil {
+	if _, err := archive.WriteV1(&out, m, &stream, m.StreamBytes); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes(), m

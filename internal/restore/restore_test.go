@@ -47,7 +47,7 @@ func buildArchive(t testing.TB, mlPath string, recs []znode.Record) []byte {
 		Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
 	}
 	var out bytes.Buffer
-	if _, err := archive.WriteArchive(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
+	if _, err := archive.WriteV1(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
 		t.Fatal(err)
 	}
 	return out.Bytes()

@@ -76,7 +76,7 @@ func dumpArchive(t testing.TB, addr, mlPath string) string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, err := archive.WriteArchive(f, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
+	if _, err := archive.WriteV1(f, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -43,6 +43,14 @@ type Counts struct {
 	DataBytes int64 `json:"dataBytes"`
 }
 
+// RoleCounts are one store's counts in a backup: its role ("local", "configuration") and
+// its address as configured, without credentials.
+type RoleCounts struct {
+	Role   string `json:"role"`
+	Source string `json:"source"`
+	Counts
+}
+
 // Durations are seconds spent per stage, measured on the workflow's clock, so they include
 // retries and queueing and are the same on every replay.
 type Durations struct {
@@ -70,6 +78,9 @@ type Backup struct {
 	ZxidEnd           string `json:"zxidEnd"`
 	// SHA256 is the hex SHA-256 of the whole .tar.gz object.
 	SHA256 string `json:"sha256"`
+	// Roles break Counts down per store (local, and configuration when it is a store apart);
+	// Counts are their totals. Results of backups from before roles have none.
+	Roles []RoleCounts `json:"roles,omitempty"`
 	// AuthUnused is set when zookeeper.auth is configured and no znode the backup read
 	// needed it (every one was readable by anyone): the credentials were not proven, and a
 	// wrong password would have gone unnoticed.
