@@ -48,6 +48,10 @@ type CreatorOptions struct {
 	// ACL: such a znode gets the record's data and ACL (counted as Replaced) instead of
 	// failing the Creator. A znode of another mode still fails.
 	Replace func(path string) bool
+	// KeepDiffering, if set, leaves a znode found with other contents than the record's as
+	// it is, and reports its path here (counted as Differing) instead of failing the
+	// Creator: for additive restores into a store other writers share. Replace goes first.
+	KeepDiffering func(path string)
 	// Guard, if set, makes every write conditional on a znode's version: each multi request
 	// carries a check of it, so a batch sent after the znode changed (another writer took
 	// over) fails whole, and the Creator stops with an error wrapping ErrGuardFailed.
@@ -79,8 +83,10 @@ type CreatorStats struct {
 	// data and ACL.
 	Created  int64
 	Existing int64
-	// Replaced counts znodes found with other contents and overwritten (CreatorOptions.Replace).
-	Replaced int64
+	// Replaced counts znodes found with other contents and overwritten (CreatorOptions.Replace);
+	// Differing those found with other contents and left (CreatorOptions.KeepDiffering).
+	Replaced  int64
+	Differing int64
 	// DataBytes is the data of the znodes created.
 	DataBytes int64
 	// Batches counts multi requests that committed; Singles the znodes created on their own
@@ -495,6 +501,14 @@ func (cr *Creator) settle(it *createItem, f existing) error {
 	}
 	mode, _ := znode.ModeOf(f.stat.EphemeralOwner)
 	if cr.opts.Replace == nil || !cr.opts.Replace(it.path) || it.mode != znode.ModePersistent || mode != znode.ModePersistent {
+		if cr.opts.KeepDiffering != nil && errors.Is(err, zk.ErrNodeExists) {
+			if it.deferred >= 0 {
+				cr.deferred[it.deferred].done = true // not ours: its ACL stays as found
+			}
+			cr.stats.Differing++
+			cr.opts.KeepDiffering(it.path)
+			return nil
+		}
 		return err
 	}
 	conn := cr.conn
@@ -531,7 +545,7 @@ func (cr *Creator) compare(it *createItem, f existing) error {
 }
 
 func (cr *Creator) compareRoot(rec znode.Record) error {
-	it := &createItem{path: "/", data: rec.Data, acl: toZKACL(rec.ACL), mode: znode.ModePersistent, deferred: -1}
+	it := &createItem{path: "/", zpath: cr.c.abs("/"), data: rec.Data, acl: toZKACL(rec.ACL), mode: znode.ModePersistent, deferred: -1}
 	f := cr.c.readBack(cr.ctx, []*createItem{it})[0]
 	if f.err != nil {
 		return fmt.Errorf("create /: compare with the existing znode: %w", f.err)

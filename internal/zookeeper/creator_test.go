@@ -515,3 +515,40 @@ func TestCreatorGuardStopsWritesOnceTheGuardChanges(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// With KeepDiffering, a znode that exists with other contents is left exactly as found (data
+// and ACL, even one the record would lock), reported, and the rest is still created,
+// children under it included.
+func TestCreatorKeepDiffering(t *testing.T) {
+	z := testenv.StartZooKeeper(t)
+	raw := rawConn(t, z.Addr)
+	mustCreate(t, raw, "/theirs", []byte("their data"), nil)
+	mustCreate(t, raw, "/same", []byte("s"), nil)
+	c := connect(t, z.Addr, Options{Conns: 2})
+	locker := znode.ACL{Perms: zk.PermRead | zk.PermAdmin, Scheme: "digest", ID: zk.DigestACL(0, "alice", "pw")[0].ID}
+	locked := znode.Record{Path: "/theirs", Data: []byte("ours"), ACL: []znode.ACL{locker}, Mode: znode.ModePersistent, Stat: znode.Stat{NumChildren: 1}}
+	recs := []znode.Record{rec("/new", []byte("n"), 0), locked, rec("/theirs/child", []byte("c"), 0), rec("/same", []byte("s"), 0)}
+	var kept []string
+	stats, err := apply(t, c, CreatorOptions{BatchOps: 2, KeepDiffering: func(p string) { kept = append(kept, p) }}, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(kept, ",") != "/theirs" || stats.Differing != 1 || stats.Created != 2 || stats.Existing != 1 {
+		t.Fatalf("kept %v, stats %+v", kept, stats)
+	}
+	data, _, err := raw.Get("/theirs")
+	if err != nil || string(data) != "their data" {
+		t.Fatalf("/theirs now %q, %v", data, err)
+	}
+	acl, _, err := raw.GetACL("/theirs")
+	if err != nil || len(acl) != 1 || acl[0].Scheme != "world" {
+		t.Fatalf("/theirs ACL now %v, %v", acl, err)
+	}
+	if data, _, err := raw.Get("/theirs/child"); err != nil || string(data) != "c" {
+		t.Fatalf("/theirs/child: %q %v", data, err)
+	}
+	// Without it the same records fail on /theirs.
+	if _, err := apply(t, c, CreatorOptions{}, recs); err == nil || !strings.Contains(err.Error(), "create /theirs: exists with different data") {
+		t.Fatalf("without KeepDiffering: %v", err)
+	}
+}
