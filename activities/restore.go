@@ -59,6 +59,9 @@ type ResolveResult struct {
 	// brokers' managedLedgerPath (backup.managedLedgerPath).
 	Target            []string `json:"target"`
 	ManagedLedgerPath string   `json:"managedLedgerPath"`
+	// ConfigurationTarget is the configuration store restored into when it is apart from
+	// the local one (configurationStore.servers, canonical, no credentials).
+	ConfigurationTarget string `json:"configurationTarget,omitempty"`
 	// RetryWindow is config.RetryWindow: how long each stage retries transient faults.
 	RetryWindow time.Duration `json:"retryWindow"`
 }
@@ -75,7 +78,36 @@ func (r *Restore) ResolveRestore(ctx context.Context, in ResolveInput) (ResolveR
 	if err != nil {
 		return ResolveResult{}, nonRetryable(ErrTypeInvalidConfig, err)
 	}
-	return ResolveResult{RestorePoint: point, Target: servers, ManagedLedgerPath: r.Config.Backup.ManagedLedgerPath, RetryWindow: time.Duration(r.Config.RetryWindow)}, nil
+	res := ResolveResult{RestorePoint: point, Target: servers, ManagedLedgerPath: r.Config.Backup.ManagedLedgerPath, RetryWindow: time.Duration(r.Config.RetryWindow)}
+	if z, separate := r.Config.ConfigStore(); separate {
+		u, err := z.URL()
+		if err != nil {
+			return ResolveResult{}, nonRetryable(ErrTypeInvalidConfig, err)
+		}
+		res.ConfigurationTarget = u.String()
+	}
+	return res, nil
+}
+
+// connectConfig opens the configuration store when it is apart from the local one (nil,
+// nil otherwise). Its errors name it.
+func (r *Restore) connectConfig(ctx context.Context, conns int) (*zookeeper.Client, error) {
+	z, separate := r.Config.ConfigStore()
+	if !separate {
+		return nil, nil
+	}
+	c, err := connectStore(ctx, z, conns)
+	return c, roleError(archive.RoleConfiguration, err)
+}
+
+// mustConnectConfig is connectConfig for stages the plan said have a configuration store
+// to write: its absence now (the worker's config changed mid-restore) is an error.
+func (r *Restore) mustConnectConfig(ctx context.Context) (*zookeeper.Client, error) {
+	cc, err := r.connectConfig(ctx, 0)
+	if err == nil && cc == nil {
+		err = nonRetryable(ErrTypeInvalidConfig, errors.New("the plan restores a configuration store, and configurationStore.servers is no longer set on this worker"))
+	}
+	return cc, err
 }
 
 // CheckInput names the pair and the managed-ledger paths to look under.
@@ -93,6 +125,14 @@ func (r *Restore) CheckTarget(ctx context.Context, in CheckInput) (restore.Check
 		return restore.CheckResult{}, err
 	}
 	defer zc.Close()
+	// The configuration store must answer (and its chroot exist) before anything is written.
+	cc, err := r.connectConfig(ctx, 1)
+	if err != nil {
+		return restore.CheckResult{}, err
+	}
+	if cc != nil {
+		cc.Close()
+	}
 	res, err := restore.Check(ctx, zc, in.RestorePoint, in.RestoreVersion, in.ManagedLedgerPaths)
 	if err != nil {
 		return restore.CheckResult{}, classifyRestore(err)
@@ -294,7 +334,49 @@ func (r *Restore) PlanRestore(ctx context.Context, in PlanInput) (restore.Plan, 
 	if err != nil {
 		return restore.Plan{}, classifyRestore(err)
 	}
+	if p.Configuration, err = r.planConfiguration(ctx, in.ArchivePath, hb.set); err != nil {
+		return restore.Plan{}, classifyRestore(err)
+	}
 	return p, nil
+}
+
+// planConfiguration plans the archive's configuration role into the configuration store,
+// refusing an archive and a target that disagree on whether there is one apart.
+func (r *Restore) planConfiguration(ctx context.Context, path string, progress func(restore.Progress)) (*restore.ConfigPlan, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	defer f.Close()
+	m, err := archive.ReadManifest(f)
+	if err != nil {
+		return nil, err
+	}
+	role, has := m.Role(archive.RoleConfiguration)
+	_, separate := r.Config.ConfigStore()
+	switch {
+	case has && !separate:
+		return nil, &restore.Refusal{Kind: restore.RefusedConfigurationShape, Msg: fmt.Sprintf(
+			"the archive holds a configuration store apart from the local one (%s), and this worker has none: set configurationStore.servers to the new cluster's configuration store", role.Source)}
+	case !has && separate:
+		return nil, &restore.Refusal{Kind: restore.RefusedConfigurationShape, Msg: fmt.Sprintf(
+			"the archive holds one store (%s), and this worker restores into a configuration store apart (configurationStore.servers): restore into a cluster with one store, or unset configurationStore.servers", m.Local().Source)}
+	case !has:
+		return nil, nil
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	cc, err := r.mustConnectConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer cc.Close()
+	cp, err := restore.PlanConfiguration(ctx, cc, f, compareLimit, progress)
+	if err != nil {
+		return nil, roleError(archive.RoleConfiguration, err)
+	}
+	return &cp, nil
 }
 
 // BeginInput claims the target for a run; see restore.Begin.
@@ -304,6 +386,8 @@ type BeginInput struct {
 	StartedAt      time.Time           `json:"startedAt"`
 	Archive        restore.ArchiveInfo `json:"archive"`
 	Check          restore.CheckResult `json:"check"`
+	// ConfigMode is the plan's configuration mode ("" for archives of one store).
+	ConfigMode string `json:"configMode,omitempty"`
 }
 
 // BeginRestore writes the marker as applying for this run and, when the target holds an
@@ -331,6 +415,20 @@ func (r *Restore) BeginRestore(ctx context.Context, in BeginInput) (restore.Begi
 	if err != nil {
 		return res, classifyRestore(err)
 	}
+	if res.Replaced != nil && in.ConfigMode != "" {
+		// The earlier restore's znodes in the configuration store go too: all of them when
+		// the store is this cluster's alone, only those it journaled when it is shared.
+		cc, err := r.mustConnectConfig(ctx)
+		if err != nil {
+			return res, err
+		}
+		defer cc.Close()
+		cs, err := restore.ClearConfiguration(ctx, zc, cc, in.ConfigMode, tmp, hb.set)
+		if err != nil {
+			return res, roleError(archive.RoleConfiguration, classifyRestore(err))
+		}
+		res.Configuration = &cs
+	}
 	return res, nil
 }
 
@@ -338,6 +436,8 @@ func (r *Restore) BeginRestore(ctx context.Context, in BeginInput) (restore.Begi
 type ApplyInput struct {
 	ArchivePath   string                `json:"archivePath"`
 	LedgerIDFloor restore.LedgerIDFloor `json:"ledgerIdFloor"`
+	// ConfigMode is the plan's configuration mode ("" for archives of one store).
+	ConfigMode string `json:"configMode,omitempty"`
 }
 
 // ApplyArchive sets the ledger-id floor and streams the validated archive into the target
@@ -355,11 +455,30 @@ func (r *Restore) ApplyArchive(ctx context.Context, in ApplyInput) (restore.Appl
 	}
 	defer f.Close()
 	we := activity.GetInfo(ctx).WorkflowExecution
+	owner := restore.Owner{WorkflowID: we.ID, RunID: we.RunID}
 	hb := startHeartbeats(ctx)
 	defer hb.stop()
+	var cs *restore.ConfigStats
+	if in.ConfigMode != "" {
+		// The configuration role first: tenants and namespaces before the topics under them.
+		cc, err := r.mustConnectConfig(ctx)
+		if err != nil {
+			return restore.ApplyStats{}, err
+		}
+		defer cc.Close()
+		open := func() (io.ReadCloser, error) { return os.Open(in.ArchivePath) }
+		st, err := restore.ApplyConfiguration(ctx, zc, cc, open, restore.ConfigApplyInput{
+			Owner: owner, Mode: in.ConfigMode, Creator: r.Creator, Limit: compareLimit,
+		}, hb.set)
+		if err != nil {
+			return restore.ApplyStats{Configuration: &st}, roleError(archive.RoleConfiguration, classifyRestore(err))
+		}
+		cs = &st
+	}
 	st, err := restore.Apply(ctx, zc, f, restore.ApplyInput{
-		Owner: restore.Owner{WorkflowID: we.ID, RunID: we.RunID}, Floor: in.LedgerIDFloor, Creator: r.Creator,
+		Owner: owner, Floor: in.LedgerIDFloor, Creator: r.Creator,
 	}, hb.set)
+	st.Configuration = cs
 	if err != nil {
 		return st, classifyRestore(err)
 	}

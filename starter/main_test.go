@@ -289,6 +289,13 @@ func TestBackupCommandFailuresNameTheCause(t *testing.T) {
 			c.ZooKeeper.Servers = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 			c.RetryWindow = config.Duration(15 * time.Second)
 		}, "127.0.0.1"},
+		// A configuration store apart that does not answer fails the backup: no archive of
+		// the local store alone is uploaded as if it were whole.
+		{"unreachable configuration store", func(c *config.Config) {
+			c.ConfigurationStore.Servers = fmt.Sprintf("zk:127.0.0.1:%d/conf", testenv.FreePort(t))
+			c.RetryWindow = config.Duration(15 * time.Second)
+		}, "configuration store: connect to zookeeper 127.0.0.1"},
+		{"missing chroot", func(c *config.Config) { c.ZooKeeper.Servers = s.zk.Addr + "/no-such-chroot" }, "chroot /no-such-chroot does not exist on zookeeper " + s.zk.Addr},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -81,8 +81,14 @@ type RestoreReport struct {
 	Replaced *restore.Previous    `json:"replaced,omitempty"`
 	Clear    *restore.BeginResult `json:"clear,omitempty"`
 	// Target is the ensemble restored into; WorkflowID the run that did it.
-	Target     []string `json:"target"`
-	WorkflowID string   `json:"workflowId"`
+	Target []string `json:"target"`
+	// ConfigurationTarget is the configuration store restored into, when apart from the
+	// local one; Configuration what restoring the archive's configuration role did there
+	// (its mode, created, existing, conflicts left as found). Created and Existing above
+	// count the local store.
+	ConfigurationTarget string               `json:"configurationTarget,omitempty"`
+	Configuration       *restore.ConfigStats `json:"configuration,omitempty"`
+	WorkflowID          string               `json:"workflowId"`
 	// Archive identifies what was restored; Plan is the full plan (lists capped).
 	Archive *restore.ArchiveInfo `json:"archive,omitempty"`
 	Plan    *restore.Plan        `json:"plan,omitempty"`
@@ -217,6 +223,7 @@ func (r *restoreRun) resolve() error {
 		return stageError("resolve", err)
 	}
 	r.rep.RestorePoint, r.rep.Target = r.res.RestorePoint, r.res.Target
+	r.rep.ConfigurationTarget = r.res.ConfigurationTarget
 	r.mlPaths = []string{r.res.ManagedLedgerPath}
 	r.stages = newStages(r.res.RetryWindow, 15*time.Second)
 	return nil
@@ -333,6 +340,11 @@ func (r *restoreRun) makePlan(sctx workflow.Context) error {
 			"plan: restore refused: the target holds %d znode(s) the archive has with other contents (%s); restore only into a new cluster",
 			p.ConflictsCount, listNames(p.Conflicts)), restore.RefusedConflicts, nil)
 	}
+	if c := p.Configuration; c != nil && c.Mode == restore.ConfigExclusive && c.Conflicts.Count > 0 {
+		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+			"plan: restore refused: the configuration store, used by this cluster alone, holds %d znode(s) the archive has with other contents (%s); restore only into a new configuration store",
+			c.Conflicts.Count, listNames(c.Conflicts.First)), restore.RefusedConflicts, nil)
+	}
 	if a := p.AuthMismatch; a.Count > 0 {
 		return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 			"plan: restore refused: the archive's ACLs name zookeeper.auth's user with another password on %d znode(s) (%s); set the password those znodes were created with",
@@ -360,7 +372,7 @@ func (r *restoreRun) begin() error {
 	var b restore.BeginResult
 	err = workflow.ExecuteActivity(r.any(r.ctx, 2*time.Hour), ra.BeginRestore, activities.BeginInput{
 		RestorePoint: r.rep.RestorePoint, RestoreVersion: r.in.RestoreVersion, StartedAt: r.start,
-		Archive: *r.rep.Archive, Check: chk,
+		Archive: *r.rep.Archive, Check: chk, ConfigMode: r.configMode(),
 	}).Get(r.ctx, &b)
 	r.rep.Durations.Clear += r.lap()
 	if err != nil {
@@ -372,7 +384,7 @@ func (r *restoreRun) begin() error {
 
 func (r *restoreRun) apply(sctx workflow.Context) error {
 	err := workflow.ExecuteActivity(r.session(sctx, 6*time.Hour), ra.ApplyArchive, activities.ApplyInput{
-		ArchivePath: r.dl.ArchivePath, LedgerIDFloor: r.plan.LedgerIDFloor,
+		ArchivePath: r.dl.ArchivePath, LedgerIDFloor: r.plan.LedgerIDFloor, ConfigMode: r.configMode(),
 	}).Get(sctx, &r.stats)
 	r.rep.Durations.Apply += r.lap()
 	if err != nil {
@@ -392,7 +404,16 @@ func (r *restoreRun) mark() error {
 	}
 	r.rep.Created, r.rep.Existing, r.rep.Marker = r.stats.Created, r.stats.Existing, &mk
 	r.rep.InitReplaced, r.rep.Floor = r.stats.InitReplaced, &r.stats.Floor
+	r.rep.Configuration = r.stats.Configuration
 	return nil
+}
+
+// configMode is the plan's configuration mode, "" for an archive of one store.
+func (r *restoreRun) configMode() string {
+	if r.plan.Configuration == nil {
+		return ""
+	}
+	return r.plan.Configuration.Mode
 }
 
 func listNames(s []string) string {

@@ -30,6 +30,8 @@ type ApplyStats struct {
 	// after their children.
 	Batches      int64 `json:"batches"`
 	DeferredACLs int64 `json:"deferredACLs"`
+	// Configuration is what ApplyConfiguration did, for archives with that role.
+	Configuration *ConfigStats `json:"configuration,omitempty"`
 }
 
 // ApplyInput is what Apply needs besides the archive.

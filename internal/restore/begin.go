@@ -26,6 +26,8 @@ type BeginInput struct {
 type BeginResult struct {
 	// Replaced is the earlier restore whose znodes were cleared, if any.
 	Replaced *Previous `json:"replaced,omitempty"`
+	// Configuration is what clearing the configuration store did (ClearConfiguration).
+	Configuration *ConfigClearStats `json:"configuration,omitempty"`
 	// Deleted counts znodes deleted; Kept those left because they are ancestors of skipped
 	// paths (such as /loadbalance), Denied those under a parent whose ACL forbids us to
 	// delete (a locked parent, unless the worker authenticates as ZooKeeper's super user).

@@ -90,6 +90,9 @@ type Plan struct {
 	// them with the archive's. All of them are listed.
 	InitReplaced   []string `json:"initReplaced"`
 	ListsTruncated bool     `json:"listsTruncated"`
+	// Configuration is the plan of the archive's configuration role, restored into the
+	// configuration store (PlanConfiguration); nil for archives of one store.
+	Configuration *ConfigPlan `json:"configuration,omitempty"`
 }
 
 // Listed is an exact count and the first names counted (at most MaxListedNames).

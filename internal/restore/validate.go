@@ -25,6 +25,10 @@ type Validation struct {
 // ErrUnrestorable, which retrying cannot fix, or are I/O errors. progress, if not nil, is
 // called every few seconds.
 //
+// Every role of the archive is checked, each on its own (their paths are relative to each
+// store's root, so they may repeat across roles); the managed-ledger checks apply to the
+// local role, where managed ledgers live.
+//
 // The duplicate and ordering checks keep a 64-bit hash per path (a map of them: tens of MB
 // for a million znodes), never the records.
 func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Validation, error) {
@@ -37,12 +41,13 @@ func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Valida
 		tick   = ticker{fn: progress}
 		hashOf = func(p string) uint64 { return maphash.String(seed, p) }
 	)
-	ar, err := archive.NewReader(r)
+	ar, err := archive.NewAllReader(r)
 	if err != nil {
 		return v, err
 	}
 	v.Manifest = ar.Manifest()
 	rw = NewRewriter(v.Manifest.ManagedLedgerPath, time.Now())
+	role := ""
 	for {
 		rec, err := ar.Next()
 		if err == io.EOF {
@@ -58,6 +63,9 @@ func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Valida
 			}
 		}
 		tick.tick(Progress{Records: n, Path: rec.Path})
+		if ar.Role() != role {
+			role, seen = ar.Role(), map[uint64]struct{}{}
+		}
 		h := hashOf(rec.Path)
 		if _, dup := seen[h]; dup {
 			return v, fmt.Errorf("%w: record %d: %s appears twice", archive.ErrCorrupt, n, rec.Path)
@@ -69,6 +77,9 @@ func Validate(ctx context.Context, r io.Reader, progress func(Progress)) (Valida
 			}
 		}
 		seen[h] = struct{}{}
+		if role != archive.RoleLocal {
+			continue
+		}
 		if _, err := rw.Next(rec); err != nil {
 			return v, fmt.Errorf("%w: %w", ErrUnrestorable, err)
 		}
