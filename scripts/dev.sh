@@ -10,6 +10,10 @@ DEV=$ROOT/.dev
 ZOOKEEPER_HOME=${ZOOKEEPER_HOME:-/usr/share/zookeeper}
 
 ZK_PORT=${ZK_PORT:-2181}
+# DEV_CONFIG_STORE=1 make dev: a second ensemble on ZK2_PORT as the configuration store apart
+# (configurationStore.servers, under the chroot /conf), seeded with the demo's tenants.
+DEV_CONFIG_STORE=${DEV_CONFIG_STORE:-}
+ZK2_PORT=${ZK2_PORT:-2182}
 TEMPORAL_PORT=${TEMPORAL_PORT:-7233}
 TEMPORAL_UI_PORT=${TEMPORAL_UI_PORT:-8233}
 MINIO_PORT=${MINIO_PORT:-9000}
@@ -21,7 +25,7 @@ export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-minioadmin}
 export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-minioadmin}
 export AWS_REGION=us-east-1
 
-mkdir -p "$DEV"/{zk/data,minio,staging,logs}
+mkdir -p "$DEV"/{zk/data,zk2/data,minio,staging,logs}
 PIDS=()
 cleanup() {
 	trap - INT TERM EXIT
@@ -34,7 +38,7 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for p in $ZK_PORT $TEMPORAL_PORT $TEMPORAL_UI_PORT $MINIO_PORT $MINIO_CONSOLE_PORT $API_PORT; do
+for p in $ZK_PORT ${DEV_CONFIG_STORE:+$ZK2_PORT} $TEMPORAL_PORT $TEMPORAL_UI_PORT $MINIO_PORT $MINIO_CONSOLE_PORT $API_PORT; do
 	port_free "$p" || { echo "port $p is in use: stop what holds it, or set the *_PORT variables"; exit 1; }
 done
 wait_port() { # name port
@@ -47,16 +51,21 @@ start() { # name command...
 	PIDS+=($!)
 }
 
-cat >"$DEV/zk/zoo.cfg" <<CFG
+zk_start() { # name dir port
+	cat >"$2/zoo.cfg" <<CFG
 tickTime=2000
-dataDir=$DEV/zk/data
-clientPort=$ZK_PORT
+dataDir=$2/data
+clientPort=$3
 clientPortAddress=127.0.0.1
 admin.enableServer=false
 4lw.commands.whitelist=srvr,ruok,mntr
 extendedTypesEnabled=true
 CFG
-ZOOCFGDIR=$DEV/zk ZOO_LOG_DIR=$DEV/logs JVMFLAGS="-Xmx512m" start zookeeper "$ZOOKEEPER_HOME/bin/zkServer.sh" start-foreground "$DEV/zk/zoo.cfg"
+	ZOOCFGDIR=$2 ZOO_LOG_DIR=$DEV/logs/$1 JVMFLAGS="-Xmx512m" start "$1" "$ZOOKEEPER_HOME/bin/zkServer.sh" start-foreground "$2/zoo.cfg"
+}
+mkdir -p "$DEV/logs/zookeeper" "$DEV/logs/zookeeper2"
+zk_start zookeeper "$DEV/zk" "$ZK_PORT"
+[ -z "$DEV_CONFIG_STORE" ] || zk_start zookeeper2 "$DEV/zk2" "$ZK2_PORT"
 
 start temporal "$BIN/temporal" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
 	--db-filename "$DEV/temporal.db" --search-attribute MetadataBackupTarget=Keyword --log-level warn
@@ -65,13 +74,18 @@ MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MI
 	start minio "$BIN/minio" server --address "127.0.0.1:$MINIO_PORT" --console-address "127.0.0.1:$MINIO_CONSOLE_PORT" "$DEV/minio"
 
 wait_port zookeeper "$ZK_PORT"
+[ -z "$DEV_CONFIG_STORE" ] || wait_port zookeeper2 "$ZK2_PORT"
 wait_port temporal "$TEMPORAL_PORT"
 wait_port minio "$MINIO_PORT"
 
+CONFIG_STORE_SERVERS=""
+[ -z "$DEV_CONFIG_STORE" ] || CONFIG_STORE_SERVERS="zk:127.0.0.1:$ZK2_PORT/conf"
 cat >"$DEV/config.yaml" <<CFG
 zookeeper:
   servers: "127.0.0.1:$ZK_PORT"
   sessionTimeout: 30s
+configurationStore:
+  servers: "$CONFIG_STORE_SERVERS"
 temporal:
   hostPort: "127.0.0.1:$TEMPORAL_PORT"
   namespace: "default"
@@ -96,8 +110,10 @@ CFG
 # Creates the bucket and a demo Pulsar tree, then stays up holding a live "broker" session
 # (its ephemeral znodes are what a backup skips).
 start devseed "$BIN/devseed" --config "$DEV/config.yaml"
-for _ in $(seq 1 150); do grep -q "seeded" "$DEV/logs/devseed.log" 2>/dev/null && break; sleep 0.2; done
-grep -q "seeded" "$DEV/logs/devseed.log" || { echo "demo seed failed:"; cat "$DEV/logs/devseed.log"; exit 1; }
+SEEDED="^seeded"
+[ -z "$DEV_CONFIG_STORE" ] || SEEDED="^seeded the configuration store"
+for _ in $(seq 1 150); do grep -q "$SEEDED" "$DEV/logs/devseed.log" 2>/dev/null && break; sleep 0.2; done
+grep -q "$SEEDED" "$DEV/logs/devseed.log" || { echo "demo seed failed:"; cat "$DEV/logs/devseed.log"; exit 1; }
 
 start worker "$BIN/worker" --config "$DEV/config.yaml"
 start api "$BIN/api" --config "$DEV/config.yaml"

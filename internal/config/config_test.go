@@ -174,3 +174,14 @@ func TestRedactedHidesBothPasswords(t *testing.T) {
 		t.Fatalf("passwords %q %q", cfg.ZooKeeper.Password(), cfg.ConfigurationStore.Password())
 	}
 }
+
+// The example every operator starts from loads as it is.
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "config.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, separate := cfg.ConfigStore(); separate {
+		t.Fatal("the example's default is one store")
+	}
+}

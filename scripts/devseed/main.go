@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -72,8 +73,91 @@ func run(configPath string, znodes int) error {
 		}
 		fmt.Printf("seeded %d persistent and %d ephemeral znodes (%d topics)\n", sum.Persistent, sum.Ephemeral, len(sum.Topics))
 	}
+	if z, separate := cfg.ConfigStore(); separate {
+		n, err := seedConfigStore(conn, z)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("seeded the configuration store %s with %d znodes\n", z.Servers, n)
+	}
 	<-ctx.Done()
 	return nil
+}
+
+// configSubtrees are what Pulsar keeps in a configuration store apart (ClusterResources,
+// TenantResources, NamespaceResources and its partitioned topics).
+var configSubtrees = []string{"/admin/clusters", "/admin/policies", "/admin/partitioned-topics"}
+
+// seedConfigStore copies the demo tree's configuration subtrees into the configuration
+// store (at the top of it, or of its chroot, created if missing) unless it holds them.
+// The local store keeps its copy: a demo, not a migration.
+func seedConfigStore(local *zk.Conn, z config.ZooKeeper) (int, error) {
+	u, err := z.URL()
+	if err != nil {
+		return 0, err
+	}
+	conn, _, err := zk.Connect(u.Servers, 30*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		return 0, fmt.Errorf("connect to the configuration store: %w", err)
+	}
+	defer conn.Close()
+	open := zk.WorldACL(zk.PermAll)
+	mk := func(p string, data []byte, acl []zk.ACL) error {
+		if _, err := conn.Create(p, data, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("configuration store: create %s: %w", p, err)
+		}
+		return nil
+	}
+	root := ""
+	if u.Root != "" {
+		for _, seg := range strings.Split(u.Root[1:], "/") {
+			root += "/" + seg
+			if err := mk(root, nil, open); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if ok, _, err := conn.Exists(root + "/admin/clusters"); err != nil || ok {
+		return 0, err
+	}
+	if err := mk(root+"/admin", nil, open); err != nil {
+		return 0, err
+	}
+	n := 0
+	var copyTree func(p string) error
+	copyTree = func(p string) error {
+		data, _, err := local.Get(p)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", p, err)
+		}
+		acl, _, err := local.GetACL(p)
+		if err != nil {
+			return fmt.Errorf("read ACL of %s: %w", p, err)
+		}
+		if err := mk(root+p, data, acl); err != nil {
+			return err
+		}
+		n++
+		children, _, err := local.Children(p)
+		if err != nil {
+			return fmt.Errorf("list %s: %w", p, err)
+		}
+		for _, c := range children {
+			if err := copyTree(p + "/" + c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, p := range configSubtrees {
+		if ok, _, err := local.Exists(p); err != nil || !ok {
+			continue
+		}
+		if err := copyTree(p); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // createBucket makes backup.bucket in the configured S3 endpoint if it is missing.
