@@ -22,6 +22,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storeurl"
@@ -129,10 +130,10 @@ func (b *Backup) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, e
 		if err != nil {
 			return PrepareResult{}, roleError(r.role, err)
 		}
-		zxid, err := zc.LastZxid(ctx)
+		zxid, err := zc.Position(ctx)
 		zc.Close()
 		if err != nil {
-			return PrepareResult{}, roleError(r.role, classify(fmt.Errorf("zookeeper last zxid: %w", err)))
+			return PrepareResult{}, roleError(r.role, classify(fmt.Errorf("%s: position: %w", u, err)))
 		}
 		res.Roles = append(res.Roles, RolePrep{Role: r.role, Source: u.String(), Store: string(u.Kind), Root: u.Root, ZxidStart: zxid})
 		if r.role == archive.RoleLocal {
@@ -255,13 +256,17 @@ func (b *Backup) dumpRole(ctx context.Context, r storeRole, dir string, before i
 	if err := f.Sync(); err != nil {
 		return archive.Role{}, false, fmt.Errorf("sync %s: %w", path, err)
 	}
-	zxidEnd, err := zc.LastZxid(ctx)
-	if err != nil {
-		return archive.Role{}, false, classify(fmt.Errorf("zookeeper last zxid: %w", err))
+	consistency := archive.Consistency{PointInTime: true, Revision: stats.MaxZxid}
+	if !zc.PointInTime() {
+		zxidEnd, err := zc.Position(ctx)
+		if err != nil {
+			return archive.Role{}, false, classify(fmt.Errorf("%s: position: %w", u, err))
+		}
+		consistency = archive.Consistency{ZxidEnd: archive.Zxid(zxidEnd), MaxZxid: archive.Zxid(stats.MaxZxid)}
 	}
 	return archive.Role{
 		Role: r.role, Stream: name, Store: string(u.Kind), Source: u.String(), Root: u.Root,
-		Consistency:  archive.Consistency{ZxidEnd: archive.Zxid(zxidEnd), MaxZxid: archive.Zxid(stats.MaxZxid)},
+		Consistency:  consistency,
 		Counts:       result.Counts{Znodes: sw.Count(), EphemeralSkipped: stats.EphemeralSkipped, Vanished: stats.Vanished, DataBytes: sw.DataBytes()},
 		StreamBytes:  sw.Bytes(),
 		StreamSHA256: sw.SHA256(),
@@ -303,7 +308,7 @@ func (b *Backup) Compress(ctx context.Context, in CompressInput) (CompressResult
 	for i := range m.Roles {
 		r := &m.Roles[i]
 		for _, p := range in.Prepare.Roles {
-			if p.Role == r.Role {
+			if p.Role == r.Role && !r.Consistency.PointInTime {
 				r.Consistency.ZxidStart = archive.Zxid(p.ZxidStart)
 			}
 		}
@@ -400,20 +405,21 @@ func (b *Backup) openStore(ctx context.Context) (storage.Store, error) {
 	return store, nil
 }
 
-// Connect opens a ZooKeeper client to the local store (zookeeper); conns 0 means the default
-// pool size.
-func Connect(ctx context.Context, cfg config.Config, conns int) (*zookeeper.Client, error) {
+// Connect opens the local store (the zookeeper section); conns 0 means the default pool
+// size.
+func Connect(ctx context.Context, cfg config.Config, conns int) (metastore.Store, error) {
 	return connectStore(ctx, cfg.ZooKeeper, conns)
 }
 
-// connectStore opens a client to one store section, under its chroot.
-func connectStore(ctx context.Context, z config.ZooKeeper, conns int) (*zookeeper.Client, error) {
+// connectStore opens one store section, under its chroot: ZooKeeper or etcd, behind the
+// one interface the pipeline uses.
+func connectStore(ctx context.Context, z config.ZooKeeper, conns int) (metastore.Store, error) {
 	u, err := z.URL()
 	if err != nil {
 		return nil, nonRetryable(ErrTypeInvalidConfig, err)
 	}
-	if u.Kind != storeurl.ZooKeeper {
-		return nil, nonRetryable(ErrTypeInvalidConfig, fmt.Errorf("%s: this stage needs a ZooKeeper store", u))
+	if u.Kind == storeurl.Etcd {
+		return nil, nonRetryable(ErrTypeInvalidConfig, fmt.Errorf("%s: etcd stores are not supported by this build", u))
 	}
 	c, err := zookeeper.Connect(ctx, zookeeper.Options{
 		Servers: u.Servers, Root: u.Root, SessionTimeout: time.Duration(z.SessionTimeout),

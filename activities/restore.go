@@ -19,6 +19,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
@@ -91,7 +92,7 @@ func (r *Restore) ResolveRestore(ctx context.Context, in ResolveInput) (ResolveR
 
 // connectConfig opens the configuration store when it is apart from the local one (nil,
 // nil otherwise). Its errors name it.
-func (r *Restore) connectConfig(ctx context.Context, conns int) (*zookeeper.Client, error) {
+func (r *Restore) connectConfig(ctx context.Context, conns int) (metastore.Store, error) {
 	z, separate := r.Config.ConfigStore()
 	if !separate {
 		return nil, nil
@@ -102,7 +103,7 @@ func (r *Restore) connectConfig(ctx context.Context, conns int) (*zookeeper.Clie
 
 // mustConnectConfig is connectConfig for stages the plan said have a configuration store
 // to write: its absence now (the worker's config changed mid-restore) is an error.
-func (r *Restore) mustConnectConfig(ctx context.Context) (*zookeeper.Client, error) {
+func (r *Restore) mustConnectConfig(ctx context.Context) (metastore.Store, error) {
 	cc, err := r.connectConfig(ctx, 0)
 	if err == nil && cc == nil {
 		err = nonRetryable(ErrTypeInvalidConfig, errors.New("the plan restores a configuration store, and configurationStore.servers is no longer set on this worker"))

@@ -8,8 +8,8 @@ import (
 	"runtime"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
 
 // ApplyStats counts what Apply did.
@@ -41,7 +41,7 @@ type ApplyInput struct {
 	// Floor is the plan's ledger-id floor, set before the first znode is written.
 	Floor LedgerIDFloor
 	// Creator tunes the batches; its Replace is set by Apply.
-	Creator zookeeper.CreatorOptions
+	Creator metastore.CreatorOptions
 }
 
 // Apply streams an archive into the target: each record is classified and rewritten by a
@@ -61,7 +61,7 @@ type ApplyInput struct {
 // same in every run of the pair. Znodes that `pulsar initialize-cluster-metadata` wrote
 // (ClusterInitPath) are replaced by the archive's. progress, if set, is called every few
 // seconds.
-func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, in ApplyInput, progress func(Progress)) (ApplyStats, error) {
+func Apply(ctx context.Context, c metastore.Store, r io.Reader, in ApplyInput, progress func(Progress)) (ApplyStats, error) {
 	var st ApplyStats
 	m, version, err := checkOwner(ctx, c, in.Owner)
 	if err != nil {
@@ -79,7 +79,7 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, in ApplyInput,
 	opts.Replace = ClusterInitPath
 	// Every batch is conditional on the marker still being this run's: a restore that took
 	// the target over stops this one at its next batch, so two never interleave.
-	opts.Guard = &zookeeper.Guard{Path: MarkerPath, Version: version}
+	opts.Guard = &metastore.Guard{Path: MarkerPath, Version: version}
 
 	// Three stages run ahead of the Creator: one goroutine reads lines (and keeps the
 	// stream's checks), decodeWorkers decode them in parallel, and one goroutine takes the
@@ -131,7 +131,7 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, in ApplyInput,
 		}
 	}()
 
-	cr := c.NewCreator(ctx, opts)
+	cr := c.Batch(ctx, opts)
 	tick := ticker{fn: progress}
 	var added int64
 	var addErr error
@@ -159,7 +159,7 @@ func Apply(ctx context.Context, c *zookeeper.Client, r io.Reader, in ApplyInput,
 	case readErr != nil:
 		err = readErr
 	}
-	if errors.Is(err, zookeeper.ErrGuardFailed) {
+	if errors.Is(err, metastore.ErrGuardFailed) {
 		return st, fmt.Errorf("%w: %w", ErrTargetChanged, err)
 	}
 	return st, err

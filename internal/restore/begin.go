@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 )
 
 // BeginInput is what Begin needs to claim the target for one run.
@@ -45,7 +45,7 @@ type BeginResult struct {
 // identity all rights and everyone else read, and it is read back), deletes the listed
 // znodes deepest first, and records in the marker that the clearing is done. A retried Begin
 // of the same run continues.
-func Begin(ctx context.Context, c *zookeeper.Client, in BeginInput, progress func(Progress)) (BeginResult, error) {
+func Begin(ctx context.Context, c metastore.Store, in BeginInput, progress func(Progress)) (BeginResult, error) {
 	m, version, foreign, err := ReadMarker(ctx, c)
 	if err != nil {
 		return BeginResult{}, fmt.Errorf("read restore marker: %w", err)

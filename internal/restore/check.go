@@ -6,8 +6,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
 
 // BrokersPath is where every running broker registers an ephemeral znode.
@@ -87,7 +87,7 @@ type CheckResult struct {
 //
 // Otherwise it reports the Decision for the pair from the marker. managedLedgerPaths are
 // the target's managedLedgerPath and, when known and different, the archive's.
-func Check(ctx context.Context, c *zookeeper.Client, point, version string, managedLedgerPaths []string) (CheckResult, error) {
+func Check(ctx context.Context, c metastore.Store, point, version string, managedLedgerPaths []string) (CheckResult, error) {
 	brokers, _, err := c.ListChildren(ctx, BrokersPath)
 	if err != nil {
 		return CheckResult{}, fmt.Errorf("check for live brokers: %w", err)

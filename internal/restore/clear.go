@@ -7,8 +7,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
 
 // ClearStats counts what Clear did (see BeginResult).
@@ -19,7 +19,7 @@ type ClearStats struct {
 // Clear deletes every znode of the target outside the skipped paths (SkipReason), the
 // marker included among the kept: it lists them (listToClear), then deletes them children
 // first (deleteAll).
-func Clear(ctx context.Context, c *zookeeper.Client, tempDir string, progress func(Progress)) (ClearStats, error) {
+func Clear(ctx context.Context, c metastore.Store, tempDir string, progress func(Progress)) (ClearStats, error) {
 	l, err := listToClear(ctx, c, tempDir, progress)
 	if err != nil {
 		return ClearStats{}, err
@@ -37,7 +37,7 @@ type clearList struct {
 
 // listToClear walks the target and writes the paths outside the skipped paths to a
 // temporary file in tempDir ("" for the OS default), parents first, as the walk emits them.
-func listToClear(ctx context.Context, c *zookeeper.Client, tempDir string, progress func(Progress)) (*clearList, error) {
+func listToClear(ctx context.Context, c metastore.Store, tempDir string, progress func(Progress)) (*clearList, error) {
 	f, err := os.CreateTemp(tempDir, "restore-clear-*.txt")
 	if err != nil {
 		return nil, fmt.Errorf("clear: %w", err)
@@ -45,7 +45,7 @@ func listToClear(ctx context.Context, c *zookeeper.Client, tempDir string, progr
 	l := &clearList{f: f}
 	w := bufio.NewWriterSize(f, 256<<10)
 	tick := ticker{fn: progress}
-	_, err = c.Walk(ctx, zookeeper.WalkOptions{Skip: func(p string) bool {
+	_, err = c.Walk(ctx, metastore.WalkOptions{Skip: func(p string) bool {
 		_, skip := SkipReason(p)
 		return skip && p != "/"
 	}}, func(r znode.Record) error {
@@ -76,7 +76,7 @@ func (l *clearList) close() {
 // requests. Znodes that still have children afterwards (ancestors of skipped paths, or of
 // ephemerals) are kept and counted, and so are those whose parent's ACL forbids us to
 // delete them.
-func (l *clearList) deleteAll(ctx context.Context, c *zookeeper.Client, progress func(Progress)) (ClearStats, error) {
+func (l *clearList) deleteAll(ctx context.Context, c metastore.Store, progress func(Progress)) (ClearStats, error) {
 	var st ClearStats
 	tick := ticker{fn: progress}
 	const batch = 1000

@@ -24,8 +24,8 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
 
 // Configuration store restore modes.
@@ -87,7 +87,7 @@ type ConfigPlan struct {
 // PlanConfiguration reads the configuration role of an archive and the target configuration
 // store, and says how the role is restored. Reading the target is bounded by limit znodes;
 // beyond it only /admin/clusters and /admin/policies are read to choose the mode.
-func PlanConfiguration(ctx context.Context, c *zookeeper.Client, r io.Reader, limit int, progress func(Progress)) (ConfigPlan, error) {
+func PlanConfiguration(ctx context.Context, c metastore.Store, r io.Reader, limit int, progress func(Progress)) (ConfigPlan, error) {
 	p := ConfigPlan{Skipped: map[string]int64{}}
 	target, err := ReadTarget(ctx, c, limit)
 	switch {
@@ -192,7 +192,7 @@ type ConfigApplyInput struct {
 	// Mode is the plan's.
 	Mode string
 	// Creator tunes the batches.
-	Creator zookeeper.CreatorOptions
+	Creator metastore.CreatorOptions
 	// Limit bounds the target znodes read to write the journal (shared mode).
 	Limit int
 }
@@ -215,7 +215,7 @@ type ConfigStats struct {
 // target, after checking that the local store's marker names the owner. The marker cannot
 // guard writes to another ensemble, so this check is made once, at the start; the local
 // store's apply that follows is guarded batch by batch. It is idempotent like Apply.
-func ApplyConfiguration(ctx context.Context, local, target *zookeeper.Client, open func() (io.ReadCloser, error), in ConfigApplyInput, progress func(Progress)) (ConfigStats, error) {
+func ApplyConfiguration(ctx context.Context, local, target metastore.Store, open func() (io.ReadCloser, error), in ConfigApplyInput, progress func(Progress)) (ConfigStats, error) {
 	st := ConfigStats{Mode: in.Mode}
 	if _, _, err := checkOwner(ctx, local, in.Owner); err != nil {
 		return st, err
@@ -243,7 +243,7 @@ func ApplyConfiguration(ctx context.Context, local, target *zookeeper.Client, op
 	if err != nil {
 		return st, err
 	}
-	cr := target.NewCreator(ctx, opts)
+	cr := target.Batch(ctx, opts)
 	tick := ticker{fn: progress}
 	for {
 		rec, skip, err := ar.NextUnless(skipped)
@@ -276,9 +276,9 @@ func ApplyConfiguration(ctx context.Context, local, target *zookeeper.Client, op
 // writeJournal records, before anything is created, the archive's paths the target lacks,
 // adding them to what an interrupted earlier try of the same restore journaled (which the
 // target now holds: they were created then). It returns the journal's size.
-func writeJournal(ctx context.Context, local, target *zookeeper.Client, open func() (io.ReadCloser, error), limit int) (int64, error) {
+func writeJournal(ctx context.Context, local, target metastore.Store, open func() (io.ReadCloser, error), limit int) (int64, error) {
 	have := map[string]struct{}{}
-	_, err := target.Walk(ctx, zookeeper.WalkOptions{Skip: func(p string) bool {
+	_, err := target.Walk(ctx, metastore.WalkOptions{Skip: func(p string) bool {
 		_, skip := SkipReason(p)
 		return skip && p != "/"
 	}}, func(r znode.Record) error {
@@ -334,7 +334,7 @@ func writeJournal(ctx context.Context, local, target *zookeeper.Client, open fun
 
 // putJournal writes the journal's chunks (replacing those there: the paths given include
 // them, in the same order first).
-func putJournal(ctx context.Context, local *zookeeper.Client, paths []string) error {
+func putJournal(ctx context.Context, local metastore.Store, paths []string) error {
 	root, _, err := local.ReadZnode(ctx, MarkerPath)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
@@ -376,7 +376,7 @@ func putJournal(ctx context.Context, local *zookeeper.Client, paths []string) er
 
 // ReadConfigJournal returns the paths a shared-mode restore journaled, in creation order;
 // none without a journal.
-func ReadConfigJournal(ctx context.Context, local *zookeeper.Client) ([]string, error) {
+func ReadConfigJournal(ctx context.Context, local metastore.Store) ([]string, error) {
 	names, found, err := local.ListChildren(ctx, ConfigJournalPath)
 	if err != nil || !found {
 		return nil, err
@@ -412,7 +412,7 @@ type ConfigClearStats struct {
 // this cluster's alone (Clear), only the journaled ones, deepest first, when it is shared.
 // Journaled znodes that gained children since (another cluster's) are kept. The journal is
 // removed last, so an interrupted clear runs again.
-func ClearConfiguration(ctx context.Context, local, target *zookeeper.Client, mode, tempDir string, progress func(Progress)) (ConfigClearStats, error) {
+func ClearConfiguration(ctx context.Context, local, target metastore.Store, mode, tempDir string, progress func(Progress)) (ConfigClearStats, error) {
 	st := ConfigClearStats{Mode: mode}
 	var err error
 	switch mode {
@@ -438,7 +438,7 @@ func ClearConfiguration(ctx context.Context, local, target *zookeeper.Client, mo
 	return st, dropJournal(ctx, local)
 }
 
-func dropJournal(ctx context.Context, local *zookeeper.Client) error {
+func dropJournal(ctx context.Context, local metastore.Store) error {
 	names, found, err := local.ListChildren(ctx, ConfigJournalPath)
 	if err != nil || !found {
 		return err

@@ -10,8 +10,8 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
 
 // BookKeeper's metadata in the ensemble, as Pulsar lays it out (its bookkeeper metadata
@@ -202,7 +202,7 @@ type FloorResult struct {
 // LongZkLedgerIdGenerator caches whether idgen-long exists, and its HOB list, per client.
 // Whatever creates ledgers (bookies' stream storage, function workers) must restart after the
 // restore; brokers do not run during one.
-func SetLedgerIDFloor(ctx context.Context, c *zookeeper.Client, f LedgerIDFloor) (FloorResult, error) {
+func SetLedgerIDFloor(ctx context.Context, c metastore.Store, f LedgerIDFloor) (FloorResult, error) {
 	var res FloorResult
 	if f.HOB == 0 {
 		return res, nil
@@ -248,13 +248,13 @@ func highestHOB(names []string) int64 {
 // ReadTargetLedgers returns the ids of the ledgers the target's BookKeeper already has (its
 // ledger metadata znodes under /ledgers): a restored topic must not list one of them, or
 // the broker would open and fence that ledger as its own.
-func ReadTargetLedgers(ctx context.Context, c *zookeeper.Client) (map[int64]bool, error) {
+func ReadTargetLedgers(ctx context.Context, c metastore.Store) (map[int64]bool, error) {
 	out := map[int64]bool{}
 	_, found, err := c.ReadZnode(ctx, LedgersRoot)
 	if err != nil || !found {
 		return out, err
 	}
-	_, err = c.Walk(ctx, zookeeper.WalkOptions{Root: LedgersRoot, Skip: func(p string) bool {
+	_, err = c.Walk(ctx, metastore.WalkOptions{Root: LedgersRoot, Skip: func(p string) bool {
 		// Only ledger metadata names ledgers that exist; the rest is bookie and generator state.
 		rest := strings.TrimPrefix(p, LedgersRoot+"/")
 		top, _, _ := strings.Cut(rest, "/")

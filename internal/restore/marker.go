@@ -8,8 +8,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
 
 // MarkerPath is the znode where a restore records itself in the target.
@@ -83,7 +83,7 @@ var openACL = []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}}
 // the ids the session authenticated as, and refuses (InvalidACL) for a session that has none
 // (PrepRequestProcessor.fixupACL). A "digest:user:hash" id would be stored as given, proving
 // nothing.
-func markerACL(c *zookeeper.Client) []znode.ACL {
+func markerACL(c metastore.Store) []znode.ACL {
 	if c.Identity() != "" {
 		return []znode.ACL{{Perms: 31, Scheme: "auth", ID: ""}, {Perms: znode.PermRead, Scheme: "world", ID: "anyone"}}
 	}
@@ -97,7 +97,7 @@ func markerACL(c *zookeeper.Client) []znode.ACL {
 // that they are the right ones; the plan's AuthMismatch checks those against the archive.)
 // Later marker writes need that identity's WRITE right. A marker an earlier restore created
 // keeps the ACL it was given.
-func verifyMarker(ctx context.Context, c *zookeeper.Client, m Marker, created bool) error {
+func verifyMarker(ctx context.Context, c metastore.Store, m Marker, created bool) error {
 	rec, found, err := c.ReadZnode(ctx, MarkerPath)
 	if err != nil {
 		return fmt.Errorf("read back restore marker: %w", err)
@@ -118,7 +118,7 @@ var ErrTargetChanged = errors.New("the target's restore marker changed during th
 
 // ReadMarker reads the marker. It returns nil and version -1 when there is none; foreign is
 // true when MarkerPath holds something this tool did not write.
-func ReadMarker(ctx context.Context, c *zookeeper.Client) (m *Marker, version int32, foreign bool, err error) {
+func ReadMarker(ctx context.Context, c metastore.Store) (m *Marker, version int32, foreign bool, err error) {
 	rec, found, err := c.ReadZnode(ctx, MarkerPath)
 	if err != nil {
 		return nil, -1, false, err
@@ -136,7 +136,7 @@ func ReadMarker(ctx context.Context, c *zookeeper.Client) (m *Marker, version in
 // writeMarker creates the marker (version -1) or replaces it if its version is still
 // version. When the write's outcome is unknown (a conflict after a lost reply) it reads the
 // marker back: finding exactly m is success.
-func writeMarker(ctx context.Context, c *zookeeper.Client, m Marker, version int32) error {
+func writeMarker(ctx context.Context, c metastore.Store, m Marker, version int32) error {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode marker: %w", err)
@@ -167,7 +167,7 @@ type Owner struct {
 	WorkflowID, RunID string
 }
 
-func checkOwner(ctx context.Context, c *zookeeper.Client, o Owner) (*Marker, int32, error) {
+func checkOwner(ctx context.Context, c metastore.Store, o Owner) (*Marker, int32, error) {
 	m, v, _, err := ReadMarker(ctx, c)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read restore marker: %w", err)
@@ -188,7 +188,7 @@ type MarkInput struct {
 // Mark sets the marker of owner's restore to StateComplete with the completion time and the
 // number of znodes created. Marking an already complete marker of the same run again does
 // nothing.
-func Mark(ctx context.Context, c *zookeeper.Client, in MarkInput) (Marker, error) {
+func Mark(ctx context.Context, c metastore.Store, in MarkInput) (Marker, error) {
 	m, v, err := checkOwner(ctx, c, in.Owner)
 	if err != nil {
 		return Marker{}, err

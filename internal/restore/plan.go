@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/zookeeper"
 )
 
 // Limits on the lists of a Plan, which travels as a workflow result: counts are always
@@ -391,9 +391,9 @@ var ErrTargetTooLarge = errors.New("target holds too many znodes to compare")
 // ReadTarget reads every znode of the target outside the skipped paths, for MakePlan to
 // compare with the archive. A new cluster's target holds few; more than limit fails with
 // ErrTargetTooLarge.
-func ReadTarget(ctx context.Context, c *zookeeper.Client, limit int) (map[string]znode.Record, error) {
+func ReadTarget(ctx context.Context, c metastore.Store, limit int) (map[string]znode.Record, error) {
 	out := map[string]znode.Record{}
-	_, err := c.Walk(ctx, zookeeper.WalkOptions{Skip: func(p string) bool {
+	_, err := c.Walk(ctx, metastore.WalkOptions{Skip: func(p string) bool {
 		_, skip := SkipReason(p)
 		return skip && p != "/"
 	}}, func(r znode.Record) error {

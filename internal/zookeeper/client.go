@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -352,3 +353,17 @@ func (z zkLogger) Printf(format string, args ...any) {
 		z.l.Debug("zookeeper: " + fmt.Sprintf(format, args...))
 	}
 }
+
+var _ metastore.Store = (*Client)(nil)
+
+// Batch is NewCreator as a metastore.Creator.
+func (c *Client) Batch(ctx context.Context, opts CreatorOptions) metastore.Creator {
+	return c.NewCreator(ctx, opts)
+}
+
+// Position is LastZxid: ZooKeeper's point in its history.
+func (c *Client) Position(ctx context.Context) (int64, error) { return c.LastZxid(ctx) }
+
+// PointInTime is false: a walk sees each znode at some moment between its start and end
+// zxids (see Walk).
+func (c *Client) PointInTime() bool { return false }

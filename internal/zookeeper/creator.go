@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -32,74 +33,23 @@ const (
 	aclFixed        = 4 + 4 + 4 // perms, scheme and id length prefixes
 )
 
-// CreatorOptions configure NewCreator.
-type CreatorOptions struct {
-	// BatchBytes bounds the encoded size of one multi request (default 256 KiB, at most
-	// MaxRequestBytes). A znode too large for a batch is created on its own. Servers keep
-	// their last 500 write requests in memory (zookeeper.commitLogCount) for followers that
-	// fall behind, so this also bounds that: 500 × 256 KiB = 125 MiB of the server's heap.
-	BatchBytes int
-	// BatchOps bounds the creates in one multi request (default 1,000).
-	BatchOps int
-	// InFlight is the number of requests (batches or single creates) sent and not yet
-	// answered (default 8).
-	InFlight int
-	// Replace, if set, names persistent znodes that may already exist with other data or
-	// ACL: such a znode gets the record's data and ACL (counted as Replaced) instead of
-	// failing the Creator. A znode of another mode still fails.
-	Replace func(path string) bool
-	// KeepDiffering, if set, leaves a znode found with other contents than the record's as
-	// it is, and reports its path here (counted as Differing) instead of failing the
-	// Creator: for additive restores into a store other writers share. Replace goes first.
-	KeepDiffering func(path string)
-	// Guard, if set, makes every write conditional on a znode's version: each multi request
-	// carries a check of it, so a batch sent after the znode changed (another writer took
-	// over) fails whole, and the Creator stops with an error wrapping ErrGuardFailed.
-	// Container and TTL znodes, which a multi cannot carry, are created after a separate
-	// check.
-	Guard *Guard
-}
-
-// Guard is a znode's data version that writes are conditional on.
-type Guard struct {
-	Path    string
-	Version int32
-}
+// CreatorOptions, Guard and CreatorStats are the metastore package's (shared with every
+// store); see there.
+type (
+	CreatorOptions = metastore.CreatorOptions
+	Guard          = metastore.Guard
+	CreatorStats   = metastore.CreatorStats
+)
 
 // ErrGuardFailed is wrapped when a Guard's znode no longer has its version.
-var ErrGuardFailed = errors.New("the guarding znode changed")
+var ErrGuardFailed = metastore.ErrGuardFailed
 
-func (g *Guard) op(c *Client) *zk.CheckVersionRequest {
+func guardOp(c *Client, g *Guard) *zk.CheckVersionRequest {
 	return &zk.CheckVersionRequest{Path: c.abs(g.Path), Version: g.Version}
 }
 
-func (g *Guard) failed(err error) error {
+func guardFailed(g *Guard, err error) error {
 	return fmt.Errorf("%w: %s is no longer at version %d (%w)", ErrGuardFailed, g.Path, g.Version, err)
-}
-
-// CreatorStats counts what a Creator did.
-type CreatorStats struct {
-	// Created counts znodes created; Existing those found already there with the same mode,
-	// data and ACL.
-	Created  int64
-	Existing int64
-	// Replaced counts znodes found with other contents and overwritten (CreatorOptions.Replace);
-	// Differing those found with other contents and left (CreatorOptions.KeepDiffering).
-	Replaced  int64
-	Differing int64
-	// DataBytes is the data of the znodes created.
-	DataBytes int64
-	// Batches counts multi requests that committed; Singles the znodes created on their own
-	// (container and TTL znodes, which multi cannot carry in go-zookeeper, and znodes too
-	// large for a batch).
-	Batches int64
-	Singles int64
-	// Recovered counts requests that failed (a znode already there, a lost connection) and
-	// were redone znode by znode.
-	Recovered int64
-	// DeferredACLs counts parents created with a temporary ACL and given their own after
-	// their children.
-	DeferredACLs int64
 }
 
 // Creator creates znodes from records in batched multi requests, many in flight. See
@@ -340,12 +290,12 @@ func (cr *Creator) multiCreate(items []*createItem) error {
 	}
 	g := cr.opts.Guard
 	if g != nil {
-		ops = append(ops, g.op(cr.c))
+		ops = append(ops, guardOp(cr.c, g))
 	}
 	res, err := cr.conn.Multi(ops...)
 	if g != nil && err != nil && len(res) == len(ops) {
 		if e := res[len(res)-1].Error; errors.Is(e, zk.ErrBadVersion) || errors.Is(e, zk.ErrNoNode) {
-			return g.failed(e)
+			return guardFailed(g, e)
 		}
 	}
 	return err
@@ -357,9 +307,9 @@ func (cr *Creator) checkGuard() error {
 	if g == nil {
 		return nil
 	}
-	_, err := cr.conn.Multi(g.op(cr.c))
+	_, err := cr.conn.Multi(guardOp(cr.c, g))
 	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
-		return g.failed(err)
+		return guardFailed(g, err)
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -19,44 +20,11 @@ const (
 	DefaultProgressInterval = 10 * time.Second
 )
 
-// WalkOptions configure Walk.
-type WalkOptions struct {
-	// Root is where the walk starts ("/" when empty); it is emitted too, and its absence is
-	// an error.
-	Root string
-	// Skip, when it returns true for a path, leaves out that znode and its subtree. /zookeeper
-	// (the server's own) is always left out. It is called from the goroutine that called Walk,
-	// before the znode is read.
-	Skip func(path string) bool
-	// InFlight is the number of requests outstanding at once, spread over the pool's
-	// connections (default 256).
-	InFlight int
-	// MaxBytesInFlight caps the data being read and not yet emitted (default 16 MiB). Each
-	// znode's ACL is read first, and its reply's Stat tells the data size, so a tree of 1 MB
-	// znodes is read 16 at a time rather than InFlight at a time: that bounds our memory and,
-	// as much, the server's, which holds every reply it has not sent yet.
-	MaxBytesInFlight int
-	// Progress, if set, is called with the counts so far from the goroutine that called Walk,
-	// every ProgressInterval (default 10s) and once at the end of a walk that succeeds.
-	Progress         func(WalkStats)
-	ProgressInterval time.Duration
-}
-
-// WalkStats counts what a walk saw.
-type WalkStats struct {
-	// Znodes is the number of records emitted.
-	Znodes int64
-	// EphemeralSkipped counts ephemeral znodes, which are live state and never emitted.
-	EphemeralSkipped int64
-	// Vanished counts znodes deleted between being listed and being read.
-	Vanished int64
-	// SkippedSubtrees counts subtrees left out by Skip or because they are /zookeeper.
-	SkippedSubtrees int64
-	// DataBytes is the data emitted.
-	DataBytes int64
-	// MaxZxid is the largest czxid, mzxid or pzxid seen: no change after it is in the dump.
-	MaxZxid int64
-}
+// WalkOptions and WalkStats are the metastore package's; see there.
+type (
+	WalkOptions = metastore.WalkOptions
+	WalkStats   = metastore.WalkStats
+)
 
 // Walk streams every znode under opts.Root to emit, depth first, with many requests in
 // flight. Its contract:

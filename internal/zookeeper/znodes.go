@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -63,7 +64,7 @@ func (c *Client) ListChildren(ctx context.Context, path string) (names []string,
 }
 
 // ErrVersionConflict is wrapped by SetZnodeData when the znode changed since it was read.
-var ErrVersionConflict = errors.New("znode changed concurrently")
+var ErrVersionConflict = metastore.ErrVersionConflict
 
 // SetZnodeData replaces the data of an existing znode if its data version still equals
 // version (-1 for any), and returns the new version. A version mismatch fails with an error
@@ -85,15 +86,8 @@ func (c *Client) SetZnodeData(ctx context.Context, path string, data []byte, ver
 	return st.Version, nil
 }
 
-// DeleteStats counts what DeleteZnodes did.
-type DeleteStats struct {
-	// Deleted counts znodes deleted; Gone those already absent.
-	Deleted, Gone int64
-	// Kept counts znodes left because they still have children (ones not in the list, such
-	// as ephemerals or a subtree the caller keeps); Denied those whose parent's ACL does not
-	// let us delete them.
-	Kept, Denied int64
-}
+// DeleteStats is the metastore package's.
+type DeleteStats = metastore.DeleteStats
 
 // A multi of deletes is bounded like one of creates, well under jute.maxbuffer.
 const (
