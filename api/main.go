@@ -49,6 +49,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/health"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 )
 
@@ -156,9 +157,9 @@ func newAPI(ctx context.Context, cfg config.Config, o options, logger *slog.Logg
 	redact := newRedactor(cfg)
 	snaps := newSnapshots(runs, cat, o.cacheTTL, o.refreshTimeout, logger)
 	snaps.redact = redact
-	checks := []check{
-		{name: "temporal", fn: runs.Ping},
-		{name: "bucket", fn: func(ctx context.Context) error { return probeBucket(ctx, store, cfg.Backup.BackupPrefix) }},
+	checks := []health.Check{
+		{Name: "temporal", Fn: runs.Ping},
+		{Name: "bucket", Fn: func(ctx context.Context) error { return probeBucket(ctx, store, cfg.Backup.BackupPrefix) }},
 	}
 	return &api{
 		server: newServer(snaps, checks, logger, redact),
