@@ -162,13 +162,22 @@ func newAPI(ctx context.Context, cfg config.Config, o options, logger *slog.Logg
 		{Name: "bucket", Fn: func(ctx context.Context) error { return probeBucket(ctx, store, cfg.Backup.BackupPrefix) }},
 	}
 	return &api{
-		server: newServer(snaps, checks, logger, redact),
+		server: newServer(snaps, checks, scheduledInterval(cfg), logger, redact),
 		target: target,
 		tc:     tc,
 	}, nil
 }
 
 func (a *api) close() { a.tc.Close() }
+
+// scheduledInterval is the time between scheduled backups, or 0 when the worker keeps the
+// schedule paused (backup.enable false).
+func scheduledInterval(cfg config.Config) time.Duration {
+	if !cfg.Backup.Enable {
+		return 0
+	}
+	return time.Duration(cfg.Backup.BackupInterval) * time.Second
+}
 
 var errStop = errors.New("stop")
 

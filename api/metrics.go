@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -33,9 +34,11 @@ var (
 		"Seconds the latest backup spent uploading.", nil, nil)
 	descLastSuccess = prometheus.NewDesc("backup_last_success_timestamp_seconds",
 		"Unix time in seconds at which the latest backup started.", nil, nil)
+	descInterval = prometheus.NewDesc("backup_interval_seconds",
+		"Seconds between scheduled backups (backup.backupInterval); absent while backup.enable is false. Alert rules compare the latest success's age with it.", nil, nil)
 
 	allDescs = []*prometheus.Desc{descCount, descFailures, descSizeNonCompressed, descSizeCompressed, descSizeTotal,
-		descTimeTotal, descTimePrepare, descTimeDump, descTimeCompression, descTimeUpload, descLastSuccess}
+		descTimeTotal, descTimePrepare, descTimeDump, descTimeCompression, descTimeUpload, descLastSuccess, descInterval}
 )
 
 // compatibleMetricNames are StreamNative's names (and execution_time_dump beside them),
@@ -52,6 +55,8 @@ type backupCollector struct {
 	snaps interface {
 		Get(ctx context.Context) (*snapshot, error)
 	}
+	// interval is backup.backupInterval when backup.enable is set, else 0 (not served).
+	interval time.Duration
 }
 
 func (c backupCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -69,6 +74,9 @@ func (c backupCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	if c.interval > 0 {
+		gauge(descInterval, c.interval.Seconds())
 	}
 	ch <- prometheus.MustNewConstMetric(descCount, prometheus.CounterValue, float64(snap.Closed))
 	ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(snap.Failed))

@@ -153,3 +153,27 @@ func TestMetricsEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// backup_interval_seconds follows backup.enable and backup.backupInterval: the alert rule
+// on the latest success's age divides by it.
+func TestIntervalMetricFollowsSchedule(t *testing.T) {
+	cfg := config.Default()
+	if got := scheduledInterval(cfg); got != 0 {
+		t.Fatalf("backup.enable false: interval %s, want none", got)
+	}
+	cfg.Backup.Enable = true
+	cfg.Backup.BackupInterval = 900
+	f := newFixture(t)
+	f.interval = scheduledInterval(cfg)
+	f.start()
+	_, _, body := f.get("/metrics")
+	if !strings.Contains(string(body), "\nbackup_interval_seconds 900\n") {
+		t.Errorf("/metrics with backupInterval 900 lacks backup_interval_seconds 900:\n%s", body)
+	}
+	f.interval = 0
+	f.start()
+	_, _, body = f.get("/metrics")
+	if strings.Contains(string(body), "backup_interval_seconds") {
+		t.Errorf("/metrics with the schedule off serves backup_interval_seconds")
+	}
+}

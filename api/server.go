@@ -34,10 +34,11 @@ type server struct {
 	metrics http.Handler
 }
 
-func newServer(snaps *snapshots, checks []health.Check, log *slog.Logger, redact func(string) string) *server {
+// newServer serves snaps; backupInterval is served as backup_interval_seconds when not 0.
+func newServer(snaps *snapshots, checks []health.Check, backupInterval time.Duration, log *slog.Logger, redact func(string) string) *server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		backupCollector{snaps: snaps},
+		backupCollector{snaps: snaps, interval: backupInterval},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

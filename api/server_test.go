@@ -104,6 +104,8 @@ type fixture struct {
 	srv    *server
 	http   *httptest.Server
 	prefix string
+	// interval is what the server serves as backup_interval_seconds (0: none).
+	interval time.Duration
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -129,7 +131,7 @@ func (f *fixture) start() {
 		{Name: "temporal", Fn: f.runs.Ping},
 		{Name: "bucket", Fn: func(ctx context.Context) error { return probeBucket(ctx, f.store, f.prefix) }},
 	}
-	f.srv = newServer(f.snaps, checks, quietLog(), func(s string) string { return s })
+	f.srv = newServer(f.snaps, checks, f.interval, quietLog(), func(s string) string { return s })
 	f.http = httptest.NewServer(f.srv.handler())
 	f.t.Cleanup(f.http.Close)
 }
