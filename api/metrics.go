@@ -34,11 +34,15 @@ var (
 		"Seconds the latest backup spent uploading.", nil, nil)
 	descLastSuccess = prometheus.NewDesc("backup_last_success_timestamp_seconds",
 		"Unix time in seconds at which the latest backup started.", nil, nil)
+	descZnodes = prometheus.NewDesc("backup_znodes",
+		"Number of znodes in the latest backup.", nil, nil)
+	descEphemeralSkipped = prometheus.NewDesc("backup_ephemeral_znodes_skipped",
+		"Number of ephemeral znodes (live state) the latest backup skipped.", nil, nil)
 	descInterval = prometheus.NewDesc("backup_interval_seconds",
 		"Seconds between scheduled backups (backup.backupInterval); absent while backup.enable is false. Alert rules compare the latest success's age with it.", nil, nil)
 
 	allDescs = []*prometheus.Desc{descCount, descFailures, descSizeNonCompressed, descSizeCompressed, descSizeTotal,
-		descTimeTotal, descTimePrepare, descTimeDump, descTimeCompression, descTimeUpload, descLastSuccess, descInterval}
+		descTimeTotal, descTimePrepare, descTimeDump, descTimeCompression, descTimeUpload, descLastSuccess, descZnodes, descEphemeralSkipped, descInterval}
 )
 
 // compatibleMetricNames are StreamNative's names (and execution_time_dump beside them),
@@ -87,6 +91,8 @@ func (c backupCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descSizeCompressed, float64(latest.SizeCompressed))
 	gauge(descLastSuccess, float64(latest.Time.UnixNano())/1e9)
+	gauge(descZnodes, float64(latest.Znodes))
+	gauge(descEphemeralSkipped, float64(latest.EphemeralSkipped))
 	if latest.SizeNonCompressed != nil {
 		gauge(descSizeNonCompressed, float64(*latest.SizeNonCompressed))
 	}

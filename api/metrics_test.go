@@ -35,6 +35,8 @@ func expected(closed, failed, bucketBytes int64, latest *catalog.Backup) string 
 	if latest != nil {
 		write(descSizeCompressed, "backup_size_compressed", "gauge", float64(latest.SizeCompressed))
 		write(descLastSuccess, "backup_last_success_timestamp_seconds", "gauge", float64(latest.Time.Unix()))
+		write(descZnodes, "backup_znodes", "gauge", float64(latest.Znodes))
+		write(descEphemeralSkipped, "backup_ephemeral_znodes_skipped", "gauge", float64(latest.EphemeralSkipped))
 		if latest.SizeNonCompressed != nil {
 			write(descSizeNonCompressed, "backup_size_non_compressed", "gauge", float64(*latest.SizeNonCompressed))
 		}
@@ -49,7 +51,8 @@ func expected(closed, failed, bucketBytes int64, latest *catalog.Backup) string 
 	return b.String()
 }
 
-var backupMetricNames = append(slices.Clone(compatibleMetricNames), "backup_last_success_timestamp_seconds")
+var backupMetricNames = append(slices.Clone(compatibleMetricNames), "backup_last_success_timestamp_seconds", "backup_znodes",
+	"backup_ephemeral_znodes_skipped")
 
 func TestMetricsFollowTemporalAndBucket(t *testing.T) {
 	f := newFixture(t)
