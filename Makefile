@@ -51,8 +51,9 @@ deps-helm:
 		GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
 
 # promtool checks and unit-tests the alert rules and lints the API's /metrics; it comes with
-# Debian's prometheus package (the server is not started) and is linked into bin/.
-deps-promtool:
+# Debian's prometheus package (the server is not started) and is linked into bin/. After
+# deps-zookeeper: two apt-get runs at once (make -j) would fight over dpkg's lock.
+deps-promtool: | deps-zookeeper
 	@if [ ! -x /usr/bin/promtool ]; then \
 		echo "installing promtool (Debian package prometheus)"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
