@@ -10,13 +10,14 @@ export PATH := $(BIN):$(PATH)
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 TEMPORAL_CLI_VERSION := v1.5.1
 STATICCHECK_VERSION := v0.8.2
+HELM_VERSION := v3.22.0
 ZOOKEEPER_HOME ?= /usr/share/zookeeper
 export ZOOKEEPER_HOME
 
 TEST_FLAGS ?= -count=1 -timeout 25m -p 2
 BENCH_NODES ?= 100000
 
-.PHONY: all build deps deps-zookeeper deps-minio deps-temporal deps-staticcheck test unit lint bench dev clean
+.PHONY: all build deps deps-zookeeper deps-minio deps-temporal deps-helm deps-promtool deps-staticcheck test unit lint bench dev clean
 
 all: build
 
@@ -26,7 +27,7 @@ build:
 	$(GO) build -o $(BIN)/api ./api
 	$(GO) build -o $(BIN)/devseed ./scripts/devseed
 
-deps: deps-zookeeper deps-minio deps-temporal
+deps: deps-zookeeper deps-minio deps-temporal deps-helm deps-promtool
 
 deps-zookeeper:
 	@if [ ! -x $(ZOOKEEPER_HOME)/bin/zkServer.sh ]; then \
@@ -43,6 +44,22 @@ deps-minio:
 deps-temporal:
 	@test -x $(BIN)/temporal || { echo "installing Temporal CLI $(TEMPORAL_CLI_VERSION) into bin/ (a few minutes)"; \
 		GOBIN=$(BIN) $(GO) install github.com/temporalio/cli/cmd/temporal@$(TEMPORAL_CLI_VERSION); }
+
+# helm lints and renders the chart in deploy/helm (go test ./deploy/helm/).
+deps-helm:
+	@test -x $(BIN)/helm || { echo "installing helm $(HELM_VERSION) into bin/ (a few minutes)"; \
+		GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION); }
+
+# promtool checks and unit-tests the alert rules and lints the API's /metrics; it comes with
+# Debian's prometheus package (the server is not started) and is linked into bin/. After
+# deps-zookeeper: two apt-get runs at once (make -j) would fight over dpkg's lock.
+deps-promtool: | deps-zookeeper
+	@if [ ! -x /usr/bin/promtool ]; then \
+		echo "installing promtool (Debian package prometheus)"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
+	@mkdir -p $(BIN) && ln -sf /usr/bin/promtool $(BIN)/promtool && $(BIN)/promtool --version >/dev/null
 
 deps-staticcheck:
 	@test -x $(BIN)/staticcheck || GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

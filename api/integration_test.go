@@ -26,6 +26,7 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/health"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/testenv"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
@@ -286,7 +287,7 @@ backup:
 		t.Fatalf("/backup/list without a bucket = %d %s", status, body)
 	}
 	status, body = api.get(t, "/readyz")
-	var ready readyBody
+	var ready health.Report
 	if err := json.Unmarshal(body, &ready); err != nil || status != 503 || ready.Checks["temporal"] != "ok" || ready.Checks["bucket"] == "ok" {
 		t.Fatalf("/readyz without a bucket = %d %s", status, body)
 	}

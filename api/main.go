@@ -49,6 +49,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/health"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 )
 
@@ -156,18 +157,27 @@ func newAPI(ctx context.Context, cfg config.Config, o options, logger *slog.Logg
 	redact := newRedactor(cfg)
 	snaps := newSnapshots(runs, cat, o.cacheTTL, o.refreshTimeout, logger)
 	snaps.redact = redact
-	checks := []check{
-		{name: "temporal", fn: runs.Ping},
-		{name: "bucket", fn: func(ctx context.Context) error { return probeBucket(ctx, store, cfg.Backup.BackupPrefix) }},
+	checks := []health.Check{
+		{Name: "temporal", Fn: runs.Ping},
+		{Name: "bucket", Fn: func(ctx context.Context) error { return probeBucket(ctx, store, cfg.Backup.BackupPrefix) }},
 	}
 	return &api{
-		server: newServer(snaps, checks, logger, redact),
+		server: newServer(snaps, checks, scheduledInterval(cfg), logger, redact),
 		target: target,
 		tc:     tc,
 	}, nil
 }
 
 func (a *api) close() { a.tc.Close() }
+
+// scheduledInterval is the time between scheduled backups, or 0 when the worker keeps the
+// schedule paused (backup.enable false).
+func scheduledInterval(cfg config.Config) time.Duration {
+	if !cfg.Backup.Enable {
+		return 0
+	}
+	return time.Duration(cfg.Backup.BackupInterval) * time.Second
+}
 
 var errStop = errors.New("stop")
 

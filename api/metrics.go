@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -33,9 +34,15 @@ var (
 		"Seconds the latest backup spent uploading.", nil, nil)
 	descLastSuccess = prometheus.NewDesc("backup_last_success_timestamp_seconds",
 		"Unix time in seconds at which the latest backup started.", nil, nil)
+	descZnodes = prometheus.NewDesc("backup_znodes",
+		"Number of znodes in the latest backup.", nil, nil)
+	descEphemeralSkipped = prometheus.NewDesc("backup_ephemeral_znodes_skipped",
+		"Number of ephemeral znodes (live state) the latest backup skipped.", nil, nil)
+	descInterval = prometheus.NewDesc("backup_interval_seconds",
+		"Seconds between scheduled backups (backup.backupInterval); absent while backup.enable is false. Alert rules compare the latest success's age with it.", nil, nil)
 
 	allDescs = []*prometheus.Desc{descCount, descFailures, descSizeNonCompressed, descSizeCompressed, descSizeTotal,
-		descTimeTotal, descTimePrepare, descTimeDump, descTimeCompression, descTimeUpload, descLastSuccess}
+		descTimeTotal, descTimePrepare, descTimeDump, descTimeCompression, descTimeUpload, descLastSuccess, descZnodes, descEphemeralSkipped, descInterval}
 )
 
 // compatibleMetricNames are StreamNative's names (and execution_time_dump beside them),
@@ -52,6 +59,8 @@ type backupCollector struct {
 	snaps interface {
 		Get(ctx context.Context) (*snapshot, error)
 	}
+	// interval is backup.backupInterval when backup.enable is set, else 0 (not served).
+	interval time.Duration
 }
 
 func (c backupCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -70,6 +79,9 @@ func (c backupCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
 	}
+	if c.interval > 0 {
+		gauge(descInterval, c.interval.Seconds())
+	}
 	ch <- prometheus.MustNewConstMetric(descCount, prometheus.CounterValue, float64(snap.Closed))
 	ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(snap.Failed))
 	gauge(descSizeTotal, float64(snap.ArchiveBytes))
@@ -79,6 +91,8 @@ func (c backupCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descSizeCompressed, float64(latest.SizeCompressed))
 	gauge(descLastSuccess, float64(latest.Time.UnixNano())/1e9)
+	gauge(descZnodes, float64(latest.Znodes))
+	gauge(descEphemeralSkipped, float64(latest.EphemeralSkipped))
 	if latest.SizeNonCompressed != nil {
 		gauge(descSizeNonCompressed, float64(*latest.SizeNonCompressed))
 	}

@@ -35,6 +35,8 @@ func expected(closed, failed, bucketBytes int64, latest *catalog.Backup) string 
 	if latest != nil {
 		write(descSizeCompressed, "backup_size_compressed", "gauge", float64(latest.SizeCompressed))
 		write(descLastSuccess, "backup_last_success_timestamp_seconds", "gauge", float64(latest.Time.Unix()))
+		write(descZnodes, "backup_znodes", "gauge", float64(latest.Znodes))
+		write(descEphemeralSkipped, "backup_ephemeral_znodes_skipped", "gauge", float64(latest.EphemeralSkipped))
 		if latest.SizeNonCompressed != nil {
 			write(descSizeNonCompressed, "backup_size_non_compressed", "gauge", float64(*latest.SizeNonCompressed))
 		}
@@ -49,7 +51,8 @@ func expected(closed, failed, bucketBytes int64, latest *catalog.Backup) string 
 	return b.String()
 }
 
-var backupMetricNames = append(slices.Clone(compatibleMetricNames), "backup_last_success_timestamp_seconds")
+var backupMetricNames = append(slices.Clone(compatibleMetricNames), "backup_last_success_timestamp_seconds", "backup_znodes",
+	"backup_ephemeral_znodes_skipped")
 
 func TestMetricsFollowTemporalAndBucket(t *testing.T) {
 	f := newFixture(t)
@@ -151,5 +154,29 @@ func TestMetricsEndpoint(t *testing.T) {
 			!strings.Contains(line, "Number of") {
 			t.Errorf("help without a unit: %s", line)
 		}
+	}
+}
+
+// backup_interval_seconds follows backup.enable and backup.backupInterval: the alert rule
+// on the latest success's age divides by it.
+func TestIntervalMetricFollowsSchedule(t *testing.T) {
+	cfg := config.Default()
+	if got := scheduledInterval(cfg); got != 0 {
+		t.Fatalf("backup.enable false: interval %s, want none", got)
+	}
+	cfg.Backup.Enable = true
+	cfg.Backup.BackupInterval = 900
+	f := newFixture(t)
+	f.interval = scheduledInterval(cfg)
+	f.start()
+	_, _, body := f.get("/metrics")
+	if !strings.Contains(string(body), "\nbackup_interval_seconds 900\n") {
+		t.Errorf("/metrics with backupInterval 900 lacks backup_interval_seconds 900:\n%s", body)
+	}
+	f.interval = 0
+	f.start()
+	_, _, body = f.get("/metrics")
+	if strings.Contains(string(body), "backup_interval_seconds") {
+		t.Errorf("/metrics with the schedule off serves backup_interval_seconds")
 	}
 }

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -18,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/health"
 )
 
 const (
@@ -27,25 +25,20 @@ const (
 	readyTimeout = 3 * time.Second
 )
 
-// check is one dependency /readyz probes.
-type check struct {
-	name string
-	fn   func(ctx context.Context) error
-}
-
 type server struct {
 	snaps  *snapshots
-	checks []check
+	checks []health.Check
 	log    *slog.Logger
 	// redact removes secrets from error messages before they leave the process.
 	redact  func(string) string
 	metrics http.Handler
 }
 
-func newServer(snaps *snapshots, checks []check, log *slog.Logger, redact func(string) string) *server {
+// newServer serves snaps; backupInterval is served as backup_interval_seconds when not 0.
+func newServer(snaps *snapshots, checks []health.Check, backupInterval time.Duration, log *slog.Logger, redact func(string) string) *server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		backupCollector{snaps: snaps},
+		backupCollector{snaps: snaps, interval: backupInterval},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -60,7 +53,7 @@ func (s *server) handler() http.Handler {
 	get := []string{http.MethodGet, http.MethodHead}
 	r.HandleFunc("/backup/latest", s.latest).Methods(get...)
 	r.HandleFunc("/backup/list", s.list).Methods(get...)
-	r.HandleFunc("/healthz", s.healthz).Methods(get...)
+	r.HandleFunc("/healthz", health.Live).Methods(get...)
 	r.HandleFunc("/readyz", s.readyz).Methods(get...)
 	r.HandleFunc("/metrics", s.serveMetrics).Methods(get...)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -78,12 +71,7 @@ type errorBody struct {
 }
 
 func (s *server) reply(w http.ResponseWriter, status int, body any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(body); err != nil {
+	if err := health.WriteJSON(w, status, body); err != nil {
 		s.log.Debug("write response", "error", err)
 	}
 }
@@ -187,49 +175,10 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, http.StatusOK, listBody{Backups: page, NextPageToken: next})
 }
 
-func (s *server) healthz(w http.ResponseWriter, r *http.Request) {
-	s.reply(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-type readyBody struct {
-	Status string            `json:"status"`
-	Error  string            `json:"error,omitempty"`
-	Checks map[string]string `json:"checks"`
-}
-
 // readyz probes every dependency at once, each bounded by readyTimeout. It does not go
 // through the snapshot cache: a cached success must not hide an outage that began since.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-	defer cancel()
-	errs := make([]error, len(s.checks))
-	var wg sync.WaitGroup
-	for i, c := range s.checks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = c.fn(ctx)
-		}()
-	}
-	wg.Wait()
-	body := readyBody{Status: "ready", Checks: map[string]string{}}
-	var reasons []string
-	for i, c := range s.checks {
-		if errs[i] == nil {
-			body.Checks[c.name] = "ok"
-			continue
-		}
-		msg := s.redact(errs[i].Error())
-		body.Checks[c.name] = msg
-		reasons = append(reasons, c.name+": "+msg)
-	}
-	if len(reasons) > 0 {
-		body.Status = "not ready"
-		body.Error = strings.Join(reasons, "; ")
-		s.reply(w, http.StatusServiceUnavailable, body)
-		return
-	}
-	s.reply(w, http.StatusOK, body)
+	health.Ready(w, r, s.checks, readyTimeout, s.redact)
 }
 
 // serveMetrics answers 503 with the reason when the snapshot cannot be taken, as the other

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/health"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
@@ -103,6 +104,8 @@ type fixture struct {
 	srv    *server
 	http   *httptest.Server
 	prefix string
+	// interval is what the server serves as backup_interval_seconds (0: none).
+	interval time.Duration
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -124,11 +127,11 @@ func (f *fixture) start() {
 	}
 	cat := catalog.New(f.store, catalog.Options{Prefix: f.prefix})
 	f.snaps = newSnapshots(f.runs, cat, time.Minute, 2*time.Second, quietLog())
-	checks := []check{
-		{name: "temporal", fn: f.runs.Ping},
-		{name: "bucket", fn: func(ctx context.Context) error { return probeBucket(ctx, f.store, f.prefix) }},
+	checks := []health.Check{
+		{Name: "temporal", Fn: f.runs.Ping},
+		{Name: "bucket", Fn: func(ctx context.Context) error { return probeBucket(ctx, f.store, f.prefix) }},
 	}
-	f.srv = newServer(f.snaps, checks, quietLog(), func(s string) string { return s })
+	f.srv = newServer(f.snaps, checks, f.interval, quietLog(), func(s string) string { return s })
 	f.http = httptest.NewServer(f.srv.handler())
 	f.t.Cleanup(f.http.Close)
 }
@@ -354,7 +357,7 @@ func TestUnreachableGives503Promptly(t *testing.T) {
 			t.Errorf("GET %s: error %q", path, e.Error)
 		}
 	}
-	var ready readyBody
+	var ready health.Report
 	f.getJSON("/readyz", 503, &ready)
 	if ready.Checks["bucket"] != "ok" || ready.Checks["temporal"] == "ok" || !strings.Contains(ready.Error, "temporal") {
 		t.Errorf("readyz = %+v", ready)

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
@@ -29,13 +30,16 @@ func main() {
 	configPath := flag.String("config", "", "config file (YAML)")
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	if err := run(*configPath, logger); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *configPath, logger); err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-func run(configPath string, logger *slog.Logger) error {
+// run runs the worker until ctx ends.
+func run(ctx context.Context, configPath string, logger *slog.Logger) error {
 	if configPath == "" {
 		return errors.New("--config FILE is required")
 	}
@@ -43,10 +47,19 @@ func run(configPath string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
-	c, err := temporalclient.Dial(ctx, cfg, logger.With("component", "temporal-sdk"), 15*time.Second)
+	var mon *monitor
+	var sdkMetrics client.MetricsHandler
+	if cfg.Worker.MetricsPort != 0 {
+		if mon, err = startMonitor(cfg.Worker.MetricsPort, logger); err != nil {
+			return err
+		}
+		defer mon.stop()
+		sdkMetrics = mon.sdk
+		logger.Info("serving /metrics, /healthz, /readyz", "addr", mon.addr)
+	}
+
+	c, err := temporalclient.DialWithMetrics(ctx, cfg, logger.With("component", "temporal-sdk"), 15*time.Second, sdkMetrics)
 	if err != nil {
 		return err
 	}
@@ -79,6 +92,9 @@ func run(configPath string, logger *slog.Logger) error {
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.Temporal.TaskQueue, err)
 	}
 	defer w.Stop()
+	if mon != nil {
+		mon.ready(c)
+	}
 
 	interval := time.Duration(cfg.Backup.BackupInterval) * time.Second
 	deployment := launch.Deployment{TaskQueue: cfg.Temporal.TaskQueue, Target: cfg.Backup.Target()}

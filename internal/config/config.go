@@ -35,6 +35,7 @@ type Config struct {
 	S3                 S3        `yaml:"s3"`
 	Backup             Backup    `yaml:"backup"`
 	Restore            Restore   `yaml:"restore"`
+	Worker             Worker    `yaml:"worker"`
 	// RetryWindow is how long a backup or restore stage retries a transient fault
 	// (ZooKeeper or S3 unreachable, a session expiry) before it fails, counted from the
 	// stage's start: a stage shorter than its timeout rides out an outage of this long; a long
@@ -51,6 +52,9 @@ type ZooKeeper struct {
 	SessionTimeout Duration `yaml:"sessionTimeout"`
 	// Auth is "" or "digest:user:password".
 	Auth string `yaml:"auth"`
+	// AuthFile names a file holding Auth (a mounted Kubernetes Secret, say), so the secret
+	// stays out of the config file. Load reads it into Auth; set Auth or AuthFile, not both.
+	AuthFile string `yaml:"authFile"`
 }
 
 type Temporal struct {
@@ -82,6 +86,13 @@ type Restore struct {
 	RestorePoint   string `yaml:"restorePoint"`
 	RestoreVersion string `yaml:"restoreVersion"`
 	Bucket         string `yaml:"bucket"`
+}
+
+// Worker holds the worker process's own settings (additions to StreamNative's values).
+type Worker struct {
+	// MetricsPort, when not 0, serves the worker's Temporal SDK metrics on /metrics, and
+	// /healthz and /readyz, on this TCP port.
+	MetricsPort int `yaml:"metricsPort"`
 }
 
 // Duration is a time.Duration written as "30s" in YAML; a bare number means seconds.
@@ -124,8 +135,8 @@ func Default() Config {
 	}
 }
 
-// Load reads and validates a config file. Every error is one line naming the file, the key
-// and the problem.
+// Load reads and validates a config file, and the file zookeeper.authFile names. Every
+// error is one line naming the file, the key and the problem.
 func Load(path string) (Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -133,13 +144,44 @@ func Load(path string) (Config, error) {
 	}
 	defer f.Close()
 	cfg, err := Parse(f)
+	if err == nil {
+		err = cfg.readAuthFile()
+	}
 	if err != nil {
 		return Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
 	return cfg, nil
 }
 
-// Parse reads YAML over the defaults, rejecting unknown keys, then validates.
+// readAuthFile sets each store's auth from its authFile, if that is set. Surrounding
+// white space (the newline an editor or `kubectl create secret --from-file` leaves) is
+// dropped. The error never contains the file's content.
+func (c *Config) readAuthFile() error {
+	for _, st := range []struct {
+		key string
+		z   *ZooKeeper
+	}{{"zookeeper", &c.ZooKeeper}, {"configurationStore", &c.ConfigurationStore}} {
+		path := st.z.AuthFile
+		if path == "" {
+			continue
+		}
+		if st.z.Servers == "" {
+			return fmt.Errorf("%s.authFile: set without %s.servers", st.key, st.key)
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("%s.authFile: %w", st.key, err)
+		}
+		st.z.Auth = strings.TrimSpace(string(raw))
+		if err := st.z.validate(st.key); err != nil {
+			return fmt.Errorf("%s.authFile %s: must hold \"digest:user:password\" (etcd: \"user:password\") (content not shown)", st.key, path)
+		}
+	}
+	return nil
+}
+
+// Parse reads YAML over the defaults, rejecting unknown keys, then validates. It does not
+// read the file zookeeper.authFile names: Load does.
 func Parse(r io.Reader) (Config, error) {
 	raw, err := io.ReadAll(io.LimitReader(r, 1<<20))
 	if err != nil {
@@ -228,6 +270,15 @@ func (c Config) Validate() error {
 		}
 	} else if c.ConfigurationStore.Auth != "" {
 		return fmt.Errorf("configurationStore.auth: set without configurationStore.servers (value not shown)")
+	}
+	if c.ZooKeeper.AuthFile != "" && c.ZooKeeper.Auth != "" {
+		return fmt.Errorf("zookeeper.authFile: set zookeeper.auth or zookeeper.authFile, not both")
+	}
+	if c.ConfigurationStore.AuthFile != "" && c.ConfigurationStore.Auth != "" {
+		return fmt.Errorf("configurationStore.authFile: set configurationStore.auth or configurationStore.authFile, not both")
+	}
+	if c.Worker.MetricsPort < 0 || c.Worker.MetricsPort > 65535 {
+		return fmt.Errorf("worker.metricsPort %d: must be a TCP port (1-65535), or 0 for none", c.Worker.MetricsPort)
 	}
 	if err := validateHostPort("temporal.hostPort", c.Temporal.HostPort); err != nil {
 		return err

@@ -87,6 +87,8 @@ func TestInvalidConfigNamesKey(t *testing.T) {
 		"retryWindow: 0s\n":                                                    "retryWindow",
 		"retryWindow: 48h\n":                                                   "retryWindow",
 		"nonsense: [":                                                          "yaml",
+		"worker:\n  metricsPort: 70000\n":                                      "worker.metricsPort",
+		"zookeeper:\n  auth: \"digest:u:p\"\n  authFile: /run/zk-auth\n":       "zookeeper.authFile",
 	}
 	for in, key := range cases {
 		_, err := Parse(strings.NewReader(in))
@@ -183,5 +185,56 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	if _, separate := cfg.ConfigStore(); separate {
 		t.Fatal("the example's default is one store")
+	}
+}
+
+// zookeeper.authFile keeps the digest out of the config file: Load reads it, with the
+// newline a mounted Secret or an editor leaves, and never shows its content in an error.
+func TestLoadReadsAuthFile(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "auth")
+	cfgPath := filepath.Join(dir, "c.yaml")
+	if err := os.WriteFile(cfgPath, []byte("zookeeper:\n  authFile: "+secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(cfgPath); err == nil || !strings.Contains(err.Error(), "zookeeper.authFile") {
+		t.Fatalf("missing auth file: err %v", err)
+	}
+	if err := os.WriteFile(secret, []byte("digest:pulsar:s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, p, err := cfg.ZooKeeper.Digest(); err != nil || u != "pulsar" || p != "s3cret" {
+		t.Fatalf("digest %q %q %v", u, p, err)
+	}
+	if r := cfg.Redacted(); strings.Contains(r.ZooKeeper.Auth, "s3cret") {
+		t.Fatalf("redacted %q", r.ZooKeeper.Auth)
+	}
+	// Parse alone does not read it.
+	parsed, err := Parse(strings.NewReader("zookeeper:\n  authFile: " + secret + "\n"))
+	if err != nil || parsed.ZooKeeper.Auth != "" || parsed.ZooKeeper.AuthFile != secret {
+		t.Fatalf("parse: %+v %v", parsed.ZooKeeper, err)
+	}
+
+	if err := os.WriteFile(secret, []byte("hunter2"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(cfgPath)
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "zookeeper.authFile") {
+		t.Fatalf("bad auth file: err %v", err)
+	}
+}
+
+func TestWorkerMetricsPort(t *testing.T) {
+	cfg, err := Parse(strings.NewReader(""))
+	if err != nil || cfg.Worker.MetricsPort != 0 {
+		t.Fatalf("default: %+v %v", cfg.Worker, err)
+	}
+	cfg, err = Parse(strings.NewReader("worker:\n  metricsPort: 9090\n"))
+	if err != nil || cfg.Worker.MetricsPort != 9090 {
+		t.Fatalf("set: %+v %v", cfg.Worker, err)
 	}
 }

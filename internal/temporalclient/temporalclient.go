@@ -21,9 +21,14 @@ import (
 // Dial connects to temporal.hostPort and checks the namespace answers, failing within
 // timeout with one line naming the address.
 func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger, timeout time.Duration) (client.Client, error) {
+	return DialWithMetrics(ctx, cfg, logger, timeout, nil)
+}
+
+// DialWithMetrics is Dial with the SDK's metrics reported through metrics (nil: none).
+func DialWithMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger, timeout time.Duration, metrics client.MetricsHandler) (client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	opts := client.Options{HostPort: cfg.Temporal.HostPort, Namespace: cfg.Temporal.Namespace}
+	opts := client.Options{HostPort: cfg.Temporal.HostPort, Namespace: cfg.Temporal.Namespace, MetricsHandler: metrics}
 	if logger != nil {
 		opts.Logger = log.NewStructuredLogger(logger)
 	}

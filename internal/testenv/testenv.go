@@ -383,3 +383,16 @@ func EnvInt(t testing.TB, name string, def int) int {
 	}
 	return n
 }
+
+// Helm is the pinned helm CLI in bin/ (`make deps` installs it; HELM_BIN overrides).
+func Helm(t testing.TB) string {
+	t.Helper()
+	return findBinary(t, "HELM_BIN", "helm")
+}
+
+// Promtool is Prometheus's promtool, from Debian's prometheus package, which `make deps`
+// installs and links into bin/ (PROMTOOL_BIN overrides).
+func Promtool(t testing.TB) string {
+	t.Helper()
+	return findBinary(t, "PROMTOOL_BIN", "promtool")
+}
