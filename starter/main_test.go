@@ -165,7 +165,9 @@ func TestBackupCommandPrintsResultAndArchiveHoldsEveryZnode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Znodes != res.Znodes || m.ZxidStart != res.ZxidStart || m.ZxidEnd != res.ZxidEnd || m.EphemeralSkipped != res.EphemeralSkipped {
+	l := m.Local()
+	if m.Znodes != res.Znodes || l.Consistency.ZxidStart != res.ZxidStart || l.Consistency.ZxidEnd != res.ZxidEnd || m.EphemeralSkipped != res.EphemeralSkipped ||
+		m.FormatVersion != archive.FormatVersion || len(m.Roles) != 1 || l.Znodes != m.Znodes || l.Source != "zk:"+s.zk.Addr || len(res.Roles) != 1 || res.Roles[0].Znodes != res.Znodes {
 		t.Fatalf("manifest %+v disagrees with result %+v", m, res)
 	}
 

@@ -478,7 +478,7 @@ func TestRestore(t *testing.T) {
 		tampered := bytes.Clone(stream)
 		i := bytes.Index(tampered, []byte(`"data":"ey`)) + len(`"data":"`)
 		tampered[i] = 'f' // still valid base64 and JSON, same size: only the checksum can tell
-		badVersion := bytes.Replace(manifest, []byte(`"formatVersion": 1`), []byte(`"formatVersion": 2`), 1)
+		badVersion := bytes.Replace(manifest, []byte(`"formatVersion": 2`), []byte(`"formatVersion": 3`), 1)
 		cases := []struct {
 			name string
 			body []byte
@@ -492,7 +492,7 @@ func TestRestore(t *testing.T) {
 			{"znode path traversal", archiveOf(t, "/admin", "/admin/../../etc/passwd"), `corrupt archive: record 2: invalid znode path "/admin/../../etc/passwd": relative segment ".."`},
 			{"child before parent", archiveOf(t, "/admin", "/zz/child"), "corrupt archive: record 2: /zz/child comes before its parent /zz"},
 			{"oversized znode", archiveOf(t, "/admin", "/admin/big:"+fmt.Sprint(znode.MaxDataSize+1)), "1048577 bytes of data, over ZooKeeper's 1048576 limit"},
-			{"wrong format version", tarGz(t, tarEntry{archive.ManifestName, badVersion}, tarEntry{archive.StreamName, stream}), "corrupt archive: format version 2, this tool reads 1"},
+			{"wrong format version", tarGz(t, tarEntry{archive.ManifestName, badVersion}, tarEntry{archive.StreamName, stream}), "corrupt archive: format version 3, this tool reads 1 and 2"},
 		}
 		for _, tc := range cases {
 			url := f.putObject(t, "hostile-"+strings.ReplaceAll(tc.name, " ", "-")+".tar.gz", tc.body)
