@@ -16,7 +16,7 @@ export ZOOKEEPER_HOME
 TEST_FLAGS ?= -count=1 -timeout 25m -p 2
 BENCH_NODES ?= 100000
 
-.PHONY: all build deps deps-zookeeper deps-minio deps-temporal deps-staticcheck test unit lint bench dev clean
+.PHONY: all build deps deps-zookeeper deps-etcd deps-minio deps-temporal deps-staticcheck test unit lint bench dev clean
 
 all: build
 
@@ -26,7 +26,7 @@ build:
 	$(GO) build -o $(BIN)/api ./api
 	$(GO) build -o $(BIN)/devseed ./scripts/devseed
 
-deps: deps-zookeeper deps-minio deps-temporal
+deps: deps-zookeeper deps-etcd deps-minio deps-temporal
 
 deps-zookeeper:
 	@if [ ! -x $(ZOOKEEPER_HOME)/bin/zkServer.sh ]; then \
@@ -35,6 +35,16 @@ deps-zookeeper:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq zookeeper >/dev/null; \
 	fi
 	@test -x $(ZOOKEEPER_HOME)/bin/zkServer.sh || { echo "ZooKeeper not found at $(ZOOKEEPER_HOME)"; exit 1; }
+
+# etcd for the tests of the etcd metadata store (Debian package etcd-server, /usr/bin/etcd).
+# After deps-zookeeper: two apt-get runs at once (make -j) would fight over the dpkg lock.
+deps-etcd: deps-zookeeper
+	@if [ ! -x /usr/bin/etcd ]; then \
+		echo "installing etcd (Debian package etcd-server)"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq etcd-server >/dev/null; \
+	fi
+	@test -x /usr/bin/etcd || { echo "etcd not found at /usr/bin/etcd"; exit 1; }
 
 deps-minio:
 	@test -x $(BIN)/minio || { echo "installing MinIO $(MINIO_VERSION) into bin/ (a few minutes)"; \
