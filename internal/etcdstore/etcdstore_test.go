@@ -109,6 +109,14 @@ func TestWalk(t *testing.T) {
 			byPath := map[string]znode.Record{}
 			for _, r := range recs {
 				byPath[r.Path] = r
+				// NumChildren: every key below, leased ones included, as etcd counts them.
+				g, err := raw.Get(ctx, "/c1"+r.Path+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if int64(r.Stat.NumChildren) != g.Count {
+					t.Fatalf("page %d: %s has NumChildren %d, %d keys below", page, r.Path, r.Stat.NumChildren, g.Count)
+				}
 			}
 			a := byPath["/managed-ledgers/t/ns/persistent/a"]
 			if string(a.Data) != "ml-a" || a.Stat.NumChildren != 2 || Implied(a) || a.Mode != znode.ModePersistent || len(a.ACL) != 1 || a.ACL[0] != WorldACL[0] {

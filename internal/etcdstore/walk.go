@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -151,53 +152,81 @@ func fromKVs(kvs []*mvccpb.KeyValue) []keyValue {
 	return out
 }
 
-// rangeRead reads [start, end) page by page at w.rev and hands each page to w.page.
+// rangeRead reads [start, end) page by page at w.rev and hands each page to w.page. The
+// next page is requested before the current one is handled, so the server reads it while
+// the walk counts and emits: two pages are in memory at most.
 func (w *walker) rangeRead(start, end string) error {
 	limit := w.pageSize
-	for start < end {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(limit))}
-		if w.rev > 0 {
-			opts = append(opts, clientv3.WithRev(w.rev))
-		}
-		resp, err := w.s.cli.Get(w.ctx, start, opts...)
+	next := w.get(start, end, limit)
+	for {
+		f := <-next
 		w.stats.Requests++
-		if status.Code(err) == codes.ResourceExhausted {
+		if status.Code(f.err) == codes.ResourceExhausted {
 			if limit == 1 {
-				return fmt.Errorf("walk etcd %s at revision %d: the key after %q is larger than the response limit (%d bytes): %w", w.s.endpoints, w.rev, start, w.s.maxResp, err)
+				return fmt.Errorf("walk etcd %s at revision %d: the key after %q is larger than the response limit (%d bytes): %w", w.s.endpoints, w.rev, f.start, w.s.maxResp, f.err)
 			}
 			limit = max(1, limit/4)
+			next = w.get(f.start, end, limit)
 			continue
 		}
-		if err != nil {
+		if err := f.err; err != nil {
 			if errors.Is(err, rpctypes.ErrCompacted) {
 				return fmt.Errorf("walk etcd %s: revision %d was compacted during the walk (start the backup again): %w", w.s.endpoints, w.rev, err)
 			}
-			return fmt.Errorf("walk etcd %s at revision %d: range from %q: %w", w.s.endpoints, w.rev, start, err)
+			return fmt.Errorf("walk etcd %s at revision %d: range from %q: %w", w.s.endpoints, w.rev, f.start, err)
 		}
 		if w.rev == 0 {
-			w.rev = resp.Header.Revision
+			w.rev = f.resp.Header.Revision
 			w.stats.Revision = w.rev
 		}
-		if len(resp.Kvs) == 0 {
+		if len(f.resp.Kvs) == 0 {
 			return nil
 		}
-		kvs := fromKVs(resp.Kvs)
-		if err := w.page(kvs, !resp.More); err != nil {
+		kvs := fromKVs(f.resp.Kvs)
+		last := kvs[len(kvs)-1].key
+		limit = min(w.pageSize, limit*2)
+		var prefetch <-chan fetched
+		if f.resp.More {
+			prefetch = w.get(last+"\x00", end, limit)
+		}
+		if err := w.page(kvs, !f.resp.More); err != nil {
 			return err
 		}
-		if !resp.More {
+		if !f.resp.More {
 			return nil
 		}
-		last := kvs[len(kvs)-1].key
-		start = last + "\x00"
+		next = prefetch
 		// Everything from the last key read up to the end of a skipped subtree holding it
 		// is in that subtree: jump over it.
 		if n := len(w.skipped); n > 0 && strings.HasPrefix(last, childPrefix(w.skipped[n-1])) {
 			start = childEnd(w.skipped[n-1])
+			if start >= end {
+				return nil
+			}
+			next = w.get(start, end, limit)
 		}
-		limit = min(w.pageSize, limit*2)
 	}
-	return nil
+}
+
+type fetched struct {
+	start string
+	resp  *clientv3.GetResponse
+	err   error
+}
+
+// get requests one page in the background; the channel holds its one reply, so a walk that
+// returns early leaves nothing blocked.
+func (w *walker) get(start, end string, limit int) <-chan fetched {
+	opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(int64(limit))}
+	if w.rev > 0 {
+		opts = append(opts, clientv3.WithRev(w.rev))
+	}
+	ch := make(chan fetched, 1)
+	go func() {
+		resp, err := w.s.cli.Get(w.ctx, start, opts...)
+		ch <- fetched{start, resp, err}
+	}()
+	return ch
 }
 
 // out is one record of a page, before its count of keys below is known.
@@ -241,21 +270,16 @@ func (w *walker) page(kvs []keyValue, final bool) error {
 				skip = true
 				break
 			}
-			outs = append(outs, out{rec: znode.Record{Path: ap, ACL: WorldACL, Mode: znode.ModePersistent}, key: a, count: true})
+			o := out{rec: znode.Record{Path: ap, ACL: WorldACL, Mode: znode.ModePersistent}, key: a}
+			o.count = !localCount(&o, kvs, i, final)
+			outs = append(outs, o)
 			w.open = append(w.open, a)
 		}
 		if skip {
 			continue
 		}
 		o := out{rec: w.s.record(kv), key: kv.key}
-		// The keys below kv.key are [childPrefix, childEnd); a next key in this page at or
-		// past childEnd proves there are none.
-		switch {
-		case i+1 < len(kvs):
-			o.count = kvs[i+1].key < childEnd(kv.key)
-		default:
-			o.count = !final
-		}
+		o.count = !localCount(&o, kvs, i+1, final)
 		outs = append(outs, o)
 		w.open = append(w.open, kv.key)
 	}
@@ -276,6 +300,26 @@ func (w *walker) page(kvs []keyValue, final bool) error {
 		}
 	}
 	return nil
+}
+
+// localCount sets o's NumChildren from the page when the page holds every key below it:
+// they are [childPrefix, childEnd) in key order, so they are all here when a key at or
+// past childEnd follows in the page, or when no page follows. from is the index of the
+// first key after o's own. It reports whether it could.
+func localCount(o *out, kvs []keyValue, from int, final bool) bool {
+	prefix, end := childPrefix(o.key), childEnd(o.key)
+	n := int64(0)
+	j := from
+	for ; j < len(kvs) && kvs[j].key < end; j++ {
+		if strings.HasPrefix(kvs[j].key, prefix) {
+			n++
+		}
+	}
+	if j == len(kvs) && !final {
+		return false
+	}
+	o.rec.Stat.NumChildren = clampInt32(n)
+	return true
 }
 
 // pop removes the entries whose keys below all sort before key. An entry pushed after
@@ -321,7 +365,7 @@ func contains(stack []string, key string) bool {
 }
 
 // countBelow sets NumChildren of the records that need a count, in transactions of up to
-// MaxTxnOps count-only ranges at the walk's revision.
+// MaxTxnOps count-only ranges at the walk's revision, sent concurrently.
 func (w *walker) countBelow(outs []out) error {
 	var idx []int
 	for i, o := range outs {
@@ -329,24 +373,42 @@ func (w *walker) countBelow(outs []out) error {
 			idx = append(idx, i)
 		}
 	}
+	var chunks [][]int
 	for len(idx) > 0 {
 		n := min(len(idx), w.s.maxOps)
-		ops := make([]clientv3.Op, n)
-		for j, i := range idx[:n] {
-			ops[j] = belowOp(outs[i].key, w.rev)
-		}
-		resp, err := w.s.cli.Txn(w.ctx).Then(ops...).Commit()
-		w.stats.Requests++
-		if err != nil {
-			if errors.Is(err, rpctypes.ErrCompacted) {
-				return fmt.Errorf("walk etcd %s: revision %d was compacted during the walk (start the backup again): %w", w.s.endpoints, w.rev, err)
-			}
-			return fmt.Errorf("walk etcd %s at revision %d: count keys below %s: %w", w.s.endpoints, w.rev, outs[idx[0]].rec.Path, err)
-		}
-		for j, i := range idx[:n] {
-			outs[i].rec.Stat.NumChildren = clampInt32(resp.Responses[j].GetResponseRange().Count)
-		}
+		chunks = append(chunks, idx[:n])
 		idx = idx[n:]
+	}
+	errs := make([]error, len(chunks))
+	var wg sync.WaitGroup
+	for c, chunk := range chunks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ops := make([]clientv3.Op, len(chunk))
+			for j, i := range chunk {
+				ops[j] = belowOp(outs[i].key, w.rev)
+			}
+			resp, err := w.s.cli.Txn(w.ctx).Then(ops...).Commit()
+			if err != nil {
+				errs[c] = err
+				return
+			}
+			for j, i := range chunk {
+				outs[i].rec.Stat.NumChildren = clampInt32(resp.Responses[j].GetResponseRange().Count)
+			}
+		}()
+	}
+	wg.Wait()
+	w.stats.Requests += int64(len(chunks))
+	for c, err := range errs {
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, rpctypes.ErrCompacted) {
+			return fmt.Errorf("walk etcd %s: revision %d was compacted during the walk (start the backup again): %w", w.s.endpoints, w.rev, err)
+		}
+		return fmt.Errorf("walk etcd %s at revision %d: count keys below %s: %w", w.s.endpoints, w.rev, outs[chunks[c][0]].rec.Path, err)
 	}
 	return nil
 }
