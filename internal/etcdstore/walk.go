@@ -64,15 +64,16 @@ type WalkStats struct {
 //   - Stat.NumChildren is the number of keys below the record (persistent and leased, at
 //     any depth): for Pulsar's managed ledgers, whose cursors are leaves, the number of
 //     cursors, which is what a restore's rewriter needs to know when a managed ledger is
-//     done. It costs one count per record that has keys after it in its own page that lie
-//     below it, or is last in its page, sent in transactions of up to MaxTxnOps counts.
+//     done. It is counted from the page when the page holds all of them, else by a
+//     count-only range at the walk's revision, in transactions of up to MaxTxnOps counts:
+//     about one per ancestor level per page.
 //   - Leased keys are counted in EphemeralSkipped and not emitted; keys below one are.
 //   - A key that is not a valid ZooKeeper path ("/a//b", a trailing "/", control
 //     characters) fails the walk with an error naming it: the archive cannot hold it.
 //   - emit is called from the goroutine that called Walk; the record is emit's to keep.
 //     An error from emit stops the walk and is returned as is.
-//   - Memory does not grow with the store: one page of keys (at most MaxResponseBytes),
-//     and the chain of open ancestors.
+//   - Memory does not grow with the store: two pages of keys (the one being emitted and
+//     the next, each at most MaxResponseBytes), and the chain of open ancestors.
 //   - Opts.Path with no key at or below it fails with an error wrapping ErrNotFound, unless
 //     it is "/" with no Root (an empty store).
 func (s *Store) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Record) error) (WalkStats, error) {
