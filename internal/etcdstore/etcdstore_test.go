@@ -406,3 +406,33 @@ func TestWrite(t *testing.T) {
 		}
 	})
 }
+
+func TestAuth(t *testing.T) {
+	e := testenv.StartEtcd(t)
+	raw := rawClient(t, e)
+	ctx := context.Background()
+	put(t, raw, "/a/b", "x")
+	if _, err := raw.UserAdd(ctx, "root", "root-secret-pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Connect(ctx, Options{Endpoints: []string{e.Endpoint}, Username: "root", Password: "wrong-pw-123", DialTimeout: 3 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), `auth as user "root" failed`) || strings.Contains(err.Error(), "wrong-pw-123") {
+		t.Fatalf("wrong password: %v", err)
+	}
+	t.Logf("wrong password: %v", err)
+	s := connect(t, e, Options{Username: "root", Password: "root-secret-pw", Root: "/a"})
+	recs, _ := walkAll(t, s, WalkOptions{})
+	if paths(recs) != "/b" {
+		t.Fatalf("walk as root: %s", paths(recs))
+	}
+	stop := errors.New("stop")
+	if _, err := s.Walk(ctx, WalkOptions{}, func(znode.Record) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("emit's error: %v", err)
+	}
+}
