@@ -205,9 +205,14 @@ func TestWalk(t *testing.T) {
 			put(t, raw, fmt.Sprintf("/big/k%02d", i), val)
 		}
 		s := connect(t, e, Options{Root: "/big", MaxResponseBytes: 100_000})
-		recs, st := walkAll(t, s, WalkOptions{})
+		var reports []WalkStats
+		recs, st := walkAll(t, s, WalkOptions{ProgressInterval: time.Nanosecond, Progress: func(s WalkStats) { reports = append(reports, s) }})
 		if len(recs) != 40 || st.DataBytes != 40*20_000 {
 			t.Fatalf("walked %d records, %d bytes", len(recs), st.DataBytes)
+		}
+		// A report after every record, and the final counts once more.
+		if len(reports) != 41 || reports[0].Znodes != 1 || reports[40] != st {
+			t.Fatalf("%d progress reports, first %+v, last %+v (walk %+v)", len(reports), reports[0], reports[len(reports)-1], st)
 		}
 		for i, r := range recs {
 			if r.Path != fmt.Sprintf("/k%02d", i) {

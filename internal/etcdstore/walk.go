@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -28,7 +29,15 @@ type WalkOptions struct {
 	// PageSize is the number of keys per range request (default 1,000). A page whose
 	// response exceeds Options.MaxResponseBytes is read again in smaller pages.
 	PageSize int
+	// Progress, if set, is called with the counts so far from the goroutine that called
+	// Walk, between records at most every ProgressInterval (default 10s), and once at the
+	// end of a walk that succeeds.
+	Progress         func(WalkStats)
+	ProgressInterval time.Duration
 }
+
+// DefaultProgressInterval is WalkOptions.ProgressInterval's default.
+const DefaultProgressInterval = 10 * time.Second
 
 // WalkStats counts what a walk saw.
 type WalkStats struct {
@@ -89,7 +98,10 @@ func (s *Store) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Reco
 	if page <= 0 {
 		page = DefaultPageSize
 	}
-	w := &walker{s: s, ctx: ctx, opts: opts, emit: emit, stats: &stats, pageSize: page}
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = DefaultProgressInterval
+	}
+	w := &walker{s: s, ctx: ctx, opts: opts, emit: emit, stats: &stats, pageSize: page, lastProgress: time.Now()}
 	base := s.key(path)
 	w.baseLen = len(base)
 	if base != "/" {
@@ -114,6 +126,9 @@ func (s *Store) Walk(ctx context.Context, opts WalkOptions, emit func(znode.Reco
 	}
 	if stats.Znodes+stats.EphemeralSkipped+stats.SkippedSubtrees == 0 && (path != "/" || s.root != "") {
 		return stats, fmt.Errorf("walk etcd %s: %s %w", s.endpoints, s.describe(path), ErrNotFound)
+	}
+	if opts.Progress != nil {
+		opts.Progress(stats)
 	}
 	return stats, nil
 }
@@ -143,6 +158,8 @@ type walker struct {
 	// ends before an earlier one's (see pop).
 	open    []string
 	skipped []string
+
+	lastProgress time.Time
 }
 
 func fromKVs(kvs []*mvccpb.KeyValue) []keyValue {
@@ -298,6 +315,10 @@ func (w *walker) page(kvs []keyValue, final bool) error {
 		w.stats.DataBytes += int64(len(o.rec.Data))
 		if err := w.emit(o.rec); err != nil {
 			return err
+		}
+		if w.opts.Progress != nil && time.Since(w.lastProgress) >= w.opts.ProgressInterval {
+			w.opts.Progress(*w.stats)
+			w.lastProgress = time.Now()
 		}
 	}
 	return nil
