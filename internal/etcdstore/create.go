@@ -38,14 +38,18 @@ var ErrExists = errors.New("key exists")
 //     missing keys are sent again in a new transaction.
 //   - A failed guard fails with an error wrapping ErrGuardFailed, before any key of that
 //     transaction is written.
-//   - created counts the keys this call wrote; len(recs) − created existed already. Keys
-//     written by earlier transactions stay when a later one fails.
-//   - Records are written as they are: Implied ones too (skip them to reproduce Pulsar's
-//     layout exactly), nil Data as an empty value, container and TTL records as plain keys
-//     (etcd has neither). Ephemeral records, and one path given twice, are refused before
-//     anything is written.
+//   - created counts the keys this call wrote; the other records written existed already.
+//     Keys written by earlier transactions stay when a later one fails.
+//   - Implied records (see Implied) are not written, so a walk restored elsewhere has
+//     Pulsar's layout again: no key where the source had none. Nor is "/": like ZooKeeper's
+//     root it is taken to exist (without Root, a "/" key would show up in Pulsar's
+//     getChildren("/") as a child with an empty name). Neither counts as created.
+//   - Other records are written as they are: nil Data as an empty value, container and TTL
+//     records as plain keys (etcd has neither). Ephemeral records, and one path given twice,
+//     are refused before anything is written.
 func (s *Store) CreateBatch(ctx context.Context, recs []znode.Record, guard *Guard) (created int, err error) {
 	seen := make(map[string]struct{}, len(recs))
+	kept := make([]znode.Record, 0, len(recs))
 	for _, r := range recs {
 		if err := znode.ValidatePath(r.Path); err != nil {
 			return 0, fmt.Errorf("create: %w", err)
@@ -57,8 +61,12 @@ func (s *Store) CreateBatch(ctx context.Context, recs []znode.Record, guard *Gua
 			return 0, fmt.Errorf("create %s: path given twice", r.Path)
 		}
 		seen[r.Path] = struct{}{}
+		if r.Path != "/" && !Implied(r) {
+			kept = append(kept, r)
+		}
 	}
 	seen = nil
+	recs = kept
 	maxOps := s.maxOps
 	budget := s.maxBytes - 4<<10 // headroom for the request's own framing
 	if guard != nil {

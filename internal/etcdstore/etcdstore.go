@@ -18,9 +18,11 @@
 //     read reports a node as ephemeral when its KeyValue.Lease != 0 (handleBatchOperationResult,
 //     GET). A backup skips leased keys, as ZooKeeper ephemerals are skipped.
 //   - Sequential nodes (storePut with CreateOption.Sequential): the parent key is put with an
-//     empty value first, and the child's key is the path plus the parent's resulting version
-//     in plain decimal (no zero padding). Once created it is an ordinary key; the parent's
-//     empty value and its etcd version are the counter.
+//     empty value first, and the child's key is the path plus the version Pulsar's Stat
+//     reports for that put (the parent's etcd version before it: 0 for a new parent), in
+//     plain decimal with no zero padding. Once created the child is an ordinary key; the
+//     counter is the parent's etcd version, which no restore can set (a key put anew starts
+//     at version 1), so a restored sequence parent hands out low numbers again.
 //   - Parents: never created. A put writes the one key (storePut → one OpPut), so
 //     "/a/b" can exist with no "/a" key; exists("/a") is a count-only get of the exact key
 //     (existsFromStore).
@@ -45,7 +47,7 @@
 //   - A path with keys below it but no key of its own (Pulsar creates no parents) is emitted
 //     as an implied record: nil Data (not []byte{}) and an all-zero Stat apart from
 //     NumChildren. Implied reports it. The archive needs every record's parent before it;
-//     a restore into etcd can leave implied records out to recreate Pulsar's exact layout.
+//     CreateBatch leaves implied records out, which recreates Pulsar's exact layout.
 package etcdstore
 
 import (
@@ -91,6 +93,9 @@ type Options struct {
 	Username, Password string
 	// MaxResponseBytes caps one response (default 32 MiB).
 	MaxResponseBytes int
+	// AllowEmptyRoot lets Connect succeed when no key lies at or below Root: a restore
+	// target whose chroot is new.
+	AllowEmptyRoot bool
 	// MaxTxnOps and MaxRequestBytes are the server's --max-txn-ops and
 	// --max-request-bytes, for servers run with other values than etcd's defaults.
 	MaxTxnOps, MaxRequestBytes int
@@ -112,7 +117,7 @@ var ErrNotFound = errors.New("does not exist")
 
 // Connect opens a client and makes one request, so that it fails with a one-line error when
 // no endpoint answers within DialTimeout, the credentials are refused, or Root is set and
-// no key lies at or below it ("etcd chroot /x does not exist").
+// no key lies at or below it ("etcd chroot /x does not exist"; see AllowEmptyRoot).
 func Connect(ctx context.Context, opts Options) (*Store, error) {
 	if len(opts.Endpoints) == 0 {
 		return nil, errors.New("connect to etcd: no endpoints given")
@@ -167,7 +172,7 @@ func Connect(ctx context.Context, opts Options) (*Store, error) {
 		}
 		return nil, s.connectError(opts, err)
 	}
-	if root != "" && n == 0 {
+	if root != "" && n == 0 && !opts.AllowEmptyRoot {
 		cli.Close()
 		return nil, fmt.Errorf("etcd %s: chroot %s %w (no key at or below it)", s.endpoints, root, ErrNotFound)
 	}

@@ -393,6 +393,52 @@ func TestWrite(t *testing.T) {
 		}
 	})
 
+	t.Run("walk restored elsewhere", func(t *testing.T) {
+		// Pulsar's layout (no parent keys, an empty value, a key at the chroot itself)
+		// walked, written under a new chroot, and walked again: the same records, and no
+		// key for an implied parent.
+		put(t, raw,
+			"/src", "chroot's own",
+			"/src/admin/policies/t/ns", "policies",
+			"/src/managed-ledgers/t/ns/persistent/x", "ml",
+			"/src/managed-ledgers/t/ns/persistent/x-partition-0", "ml-p0",
+			"/src/managed-ledgers/t/ns/persistent/x/sub", "cursor",
+			"/src/schemas", "",
+		)
+		src := connect(t, e, Options{Root: "/src"})
+		before, _ := walkAll(t, src, WalkOptions{PageSize: 3})
+		if _, err := Connect(ctx, Options{Endpoints: []string{e.Endpoint}, Root: "/dst"}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("connect to an empty chroot: %v", err)
+		}
+		dst := connect(t, e, Options{Root: "/dst", AllowEmptyRoot: true})
+		n, err := dst.CreateBatch(ctx, before, nil)
+		if err != nil || n != 5 {
+			t.Fatalf("created %d (want the 5 keys below the chroot): %v", n, err)
+		}
+		after, _ := walkAll(t, dst, WalkOptions{})
+		// "/", the chroot's own key, is not restored.
+		if before[0].Path != "/" || paths(after) != paths(before[1:]) {
+			t.Fatalf("walked back\n%s\nwant\n%s", paths(after), paths(before[1:]))
+		}
+		for i := range after {
+			b, a := before[i+1], after[i]
+			if !bytes.Equal(a.Data, b.Data) || (a.Data == nil) != (b.Data == nil) || Implied(a) != Implied(b) || a.Stat.NumChildren != b.Stat.NumChildren {
+				t.Fatalf("%s: walked back %+v, was %+v", b.Path, a, b)
+			}
+		}
+		g, err := raw.Get(ctx, "/dst", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, kv := range g.Kvs {
+			keys = append(keys, string(kv.Key))
+		}
+		if got := strings.Join(keys, " "); got != "/dst/admin/policies/t/ns /dst/managed-ledgers/t/ns/persistent/x /dst/managed-ledgers/t/ns/persistent/x-partition-0 /dst/managed-ledgers/t/ns/persistent/x/sub /dst/schemas" {
+			t.Fatalf("keys written: %s", got)
+		}
+	})
+
 	t.Run("delete", func(t *testing.T) {
 		recs := recsOf("/del", 300)
 		if _, err := s.CreateBatch(ctx, recs, nil); err != nil {
