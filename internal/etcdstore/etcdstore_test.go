@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/testenv"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 )
@@ -194,6 +195,28 @@ func TestWalk(t *testing.T) {
 		}
 		if st.Revision >= now.Kvs[0].ModRevision {
 			t.Fatalf("walk revision %d not before the write at %d", st.Revision, now.Kvs[0].ModRevision)
+		}
+	})
+
+	t.Run("compacted during the walk", func(t *testing.T) {
+		put(t, raw, "/cmp/a", "1", "/cmp/b", "2", "/cmp/c", "3")
+		s := connect(t, e, Options{Root: "/cmp"})
+		first := true
+		_, err := s.Walk(ctx, WalkOptions{PageSize: 1}, func(r znode.Record) error {
+			if first {
+				first = false
+				resp, err := raw.Put(ctx, "/cmp/a", "changed")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := raw.Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return nil
+		})
+		if !errors.Is(err, rpctypes.ErrCompacted) || !strings.Contains(err.Error(), "compacted during the walk") {
+			t.Fatalf("walk over a compacted revision: %v", err)
 		}
 	})
 
