@@ -264,6 +264,12 @@ func (w *walker) page(kvs []keyValue, final bool) error {
 		if n := len(w.skipped); n > 0 && strings.HasPrefix(kv.key, childPrefix(w.skipped[n-1])) {
 			continue
 		}
+		// Live state is left out before its key is judged: an odd key under a lease does
+		// not fail a backup that would not hold it anyway.
+		if kv.lease != 0 {
+			w.stats.EphemeralSkipped++
+			continue
+		}
 		p := w.s.path(kv.key)
 		if err := znode.ValidatePath(p); err != nil {
 			return fmt.Errorf("walk etcd %s: key %q: %w", w.s.endpoints, kv.key, err)
@@ -271,10 +277,6 @@ func (w *walker) page(kvs []keyValue, final bool) error {
 		if w.opts.Skip != nil && w.opts.Skip(p) {
 			w.stats.SkippedSubtrees++
 			w.skipped = append(w.skipped, kv.key)
-			continue
-		}
-		if kv.lease != 0 {
-			w.stats.EphemeralSkipped++
 			continue
 		}
 		// Ancestors below the walk's base with no key of their own: implied records, unless
