@@ -17,7 +17,7 @@ export ZOOKEEPER_HOME
 TEST_FLAGS ?= -count=1 -timeout 25m -p 2
 BENCH_NODES ?= 100000
 
-.PHONY: all build deps deps-zookeeper deps-minio deps-temporal deps-helm deps-promtool deps-staticcheck test unit lint bench dev clean
+.PHONY: all build deps deps-zookeeper deps-etcd deps-minio deps-temporal deps-helm deps-promtool deps-staticcheck test unit lint bench dev clean
 
 all: build
 
@@ -27,7 +27,7 @@ build:
 	$(GO) build -o $(BIN)/api ./api
 	$(GO) build -o $(BIN)/devseed ./scripts/devseed
 
-deps: deps-zookeeper deps-minio deps-temporal deps-helm deps-promtool
+deps: deps-zookeeper deps-etcd deps-minio deps-temporal deps-helm deps-promtool
 
 deps-zookeeper:
 	@if [ ! -x $(ZOOKEEPER_HOME)/bin/zkServer.sh ]; then \
@@ -36,6 +36,16 @@ deps-zookeeper:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq zookeeper >/dev/null; \
 	fi
 	@test -x $(ZOOKEEPER_HOME)/bin/zkServer.sh || { echo "ZooKeeper not found at $(ZOOKEEPER_HOME)"; exit 1; }
+
+# etcd for the tests of the etcd metadata store (Debian package etcd-server, /usr/bin/etcd).
+# After deps-zookeeper: two apt-get runs at once (make -j) would fight over the dpkg lock.
+deps-etcd: deps-zookeeper
+	@if [ ! -x /usr/bin/etcd ]; then \
+		echo "installing etcd (Debian package etcd-server)"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq etcd-server >/dev/null; \
+	fi
+	@test -x /usr/bin/etcd || { echo "etcd not found at /usr/bin/etcd"; exit 1; }
 
 deps-minio:
 	@test -x $(BIN)/minio || { echo "installing MinIO $(MINIO_VERSION) into bin/ (a few minutes)"; \
@@ -53,7 +63,7 @@ deps-helm:
 # promtool checks and unit-tests the alert rules and lints the API's /metrics; it comes with
 # Debian's prometheus package (the server is not started) and is linked into bin/. After
 # deps-zookeeper: two apt-get runs at once (make -j) would fight over dpkg's lock.
-deps-promtool: | deps-zookeeper
+deps-promtool: | deps-etcd
 	@if [ ! -x /usr/bin/promtool ]; then \
 		echo "installing promtool (Debian package prometheus)"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -74,7 +84,8 @@ lint: deps-staticcheck
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 
-# Throughput against in-run yardsticks (ratios) and the dump's peak RSS. The ZooKeeper under
+# Throughput against in-run yardsticks (ratios) and the dump's peak RSS; the etcd dump
+# (BenchmarkEtcdDumpRatios, matched by DumpRatios) against a plain range read of the same keys. The ZooKeeper under
 # test runs with the JVM's production defaults, and each benchmark runs three passes: the
 # first ones warm the server's JIT (a production ensemble is a long-running JVM); the
 # metrics are the last pass's. BENCH_NODES sets the tree size.
@@ -83,7 +94,7 @@ bench:
 	@$(MAKE) --no-print-directory -j3 deps
 	set -o pipefail; TESTENV_ZK_JVMFLAGS="-Xmx3g" ZK_BENCH_ZNODES=$(BENCH_NODES) $(GO) test -run '^$$' \
 		-bench 'DumpRatios|DumpWalkLargeZnodes|Apply$$' -benchtime $(BENCH_PASSES)x -timeout 60m -v \
-		./internal/zookeeper/ ./internal/restore/ | grep -v '^=== '
+		./internal/zookeeper/ ./internal/restore/ ./internal/etcdstore/ | grep -v '^=== '
 
 dev:
 	@$(MAKE) --no-print-directory -j3 deps
