@@ -17,11 +17,13 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/etcdstore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
@@ -419,7 +421,7 @@ func connectStore(ctx context.Context, z config.ZooKeeper, conns int) (metastore
 		return nil, nonRetryable(ErrTypeInvalidConfig, err)
 	}
 	if u.Kind == storeurl.Etcd {
-		return nil, nonRetryable(ErrTypeInvalidConfig, fmt.Errorf("%s: etcd stores are not supported by this build", u))
+		return connectEtcd(ctx, u, z)
 	}
 	c, err := zookeeper.Connect(ctx, zookeeper.Options{
 		Servers: u.Servers, Root: u.Root, SessionTimeout: time.Duration(z.SessionTimeout),
@@ -429,6 +431,27 @@ func connectStore(ctx context.Context, z config.ZooKeeper, conns int) (metastore
 		return nil, classify(err)
 	}
 	return c, nil
+}
+
+// connectEtcd opens an etcd store (Pulsar's metadataStoreUrl=etcd:...). A wrong user or
+// password fails at once; an unreachable cluster is retried like ZooKeeper.
+func connectEtcd(ctx context.Context, u storeurl.URL, z config.ZooKeeper) (metastore.Store, error) {
+	opts := etcdstore.Options{Endpoints: u.Servers, Root: u.Root, DialTimeout: 10 * time.Second}
+	if z.Auth != "" {
+		user, password, err := z.EtcdUser()
+		if err != nil {
+			return nil, nonRetryable(ErrTypeInvalidConfig, err)
+		}
+		opts.Username, opts.Password = user, password
+	}
+	s, err := etcdstore.Connect(ctx, opts)
+	switch {
+	case errors.Is(err, rpctypes.ErrAuthFailed), errors.Is(err, rpctypes.ErrPermissionDenied):
+		return nil, nonRetryable(ErrTypeZooKeeperAuth, err)
+	case err != nil:
+		return nil, err
+	}
+	return etcdstore.Meta{Store: s}, nil
 }
 
 // Error types of non-retryable failures, as they appear in workflow history.

@@ -2,18 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-zookeeper/zk"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/etcdstore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsartree"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore/restoretest"
@@ -253,4 +257,147 @@ func TestTwoStoresAndChroots(t *testing.T) {
 		}
 		tg.assertNothingWritten(t)
 	})
+}
+
+// etcdTree reads every key of an etcd store as records (leased keys left out), "/" aside,
+// through etcdstore's own walk. Paths with keys below them and none of their own (Pulsar
+// creates no parent keys) are not keys: they are left out too.
+func etcdTree(t *testing.T, endpoint string) map[string]znode.Record {
+	t.Helper()
+	s, err := etcdstore.Connect(context.Background(), etcdstore.Options{Endpoints: []string{endpoint}, AllowEmptyRoot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := map[string]znode.Record{}
+	if _, err := s.Walk(context.Background(), etcdstore.WalkOptions{}, func(r znode.Record) error {
+		if r.Path != "/" && !etcdstore.Implied(r) {
+			out[r.Path] = r
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// putRecords writes records into an etcd store; with a lease, as live ephemerals.
+func putRecords(t *testing.T, endpoint string, recs []znode.Record, leased bool) {
+	t.Helper()
+	ctx := context.Background()
+	if !leased {
+		s, err := etcdstore.Connect(ctx, etcdstore.Options{Endpoints: []string{endpoint}, AllowEmptyRoot: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if _, err := s.CreateBatch(ctx, recs, nil); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	lease, err := cli.Grant(ctx, 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if _, err := cli.Put(ctx, r.Path, string(r.Data), clientv3.WithLease(lease.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestEtcdStore backs up a Pulsar cluster whose metadata store is etcd, with live brokers'
+// leased keys, and restores it into a new etcd initialised as `initialize-cluster-metadata`
+// does: the same pipeline, the same rules (skips, the managed-ledger rewrite, the gate), and
+// a new cluster's broker loads it without losing offloaded data.
+func TestEtcdStore(t *testing.T) {
+	f := &restoreFixture{stack: startStack(t)}
+	src := testenv.StartEtcd(t)
+	var recs, live []znode.Record
+	var err error
+	f.sum, err = pulsartree.Records(pulsartree.Sized(2000), func(r znode.Record) bool {
+		if r.Mode == znode.ModeEphemeral {
+			live = append(live, r)
+		} else {
+			recs = append(recs, r)
+		}
+		return true
+	})
+	if err != nil || len(live) == 0 {
+		t.Fatalf("records: %v (%d live)", err, len(live))
+	}
+	putRecords(t, src.Endpoint, recs, false)
+	putRecords(t, src.Endpoint, live, true)
+	f.source = etcdTree(t, src.Endpoint)
+
+	var out bytes.Buffer
+	cfgPath := f.config(t, func(c *config.Config) {
+		c.ZooKeeper.Servers, c.ZooKeeper.Auth = "etcd:"+src.Endpoint, ""
+	})
+	if err := run([]string{"--config", cfgPath, "backup"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &f.backup); err != nil {
+		t.Fatal(err)
+	}
+	res := f.backup
+	m, err := archive.VerifyRoles(bytes.NewReader(f.getObject(t, res.Name)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := m.Local()
+	if l.Store != "etcd" || l.Source != "etcd:"+src.Endpoint || !l.Consistency.PointInTime || l.Consistency.Revision <= 0 || l.Consistency.ZxidStart != "" ||
+		l.EphemeralSkipped != int64(len(live)) || l.Znodes < int64(len(f.source)) || res.Znodes != l.Znodes {
+		t.Fatalf("etcd role %+v (source %d keys, %d live)", l, len(f.source), len(live))
+	}
+
+	// The new cluster: its etcd holds what initialize-cluster-metadata writes.
+	dst := testenv.StartEtcd(t)
+	scratch := testenv.StartZooKeeper(t)
+	restoretest.InitCluster(t, scratch.Addr)
+	var initRecs []znode.Record
+	for _, r := range restoretest.ReadTree(t, scratch.Addr) {
+		initRecs = append(initRecs, r)
+	}
+	slices.SortFunc(initRecs, func(a, b znode.Record) int { return strings.Compare(a.Path, b.Path) })
+	putRecords(t, dst.Endpoint, initRecs, false)
+	before := etcdTree(t, dst.Endpoint)
+
+	cfg := config.Default()
+	cfg.ZooKeeper.Servers = "etcd:" + dst.Endpoint
+	cfg.Temporal.HostPort, cfg.Temporal.TaskQueue = f.tp.HostPort, "tq-etcd-restore"
+	cfg.RetryWindow = config.Duration(20 * time.Second) // a fault here is a bug: fail with its message
+	cfg.S3.Endpoint, cfg.S3.ForcePathStyle = f.minio.Endpoint, true
+	cfg.Backup.Bucket, cfg.Backup.BackupPrefix, cfg.Backup.StagingDir = "s3a://backups", "pulsar-backup", t.TempDir()
+	raw, err := yaml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &target{cfg: cfg, cfgPath: filepath.Join(t.TempDir(), "config.yaml"), before: before}
+	if err := os.WriteFile(tg.cfgPath, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tg.worker = f.startWorker(t, cfg)
+	rep, _, err := tg.restoreCLI(t, "--restore-point", res.URL, "--restore-version", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Created == 0 || rep.LedgersKept == 0 || rep.Floor == nil {
+		t.Fatalf("report %+v", rep)
+	}
+	after := etcdTree(t, dst.Endpoint)
+	restoretest.CheckRestored(t, f.source, before, after, f.sum)
+	restoretest.CheckBrokerLoad(t, after, f.sum, restore.DefaultManagedLedgerPath)
+
+	// The same pair again is already restored; the gate refuses a running cluster.
+	putRecords(t, dst.Endpoint, []znode.Record{{Path: restore.BrokersPath + "/10.0.0.99:8080", Data: []byte("{}")}}, true)
+	if _, _, err := tg.restoreCLI(t, "--restore-point", res.URL, "--restore-version", "2"); err == nil || !strings.Contains(err.Error(), "the target cluster is running: 1 broker(s) registered under /loadbalance/brokers (10.0.0.99:8080)") {
+		t.Fatalf("restore into a running etcd cluster: %v", err)
+	}
 }

@@ -39,7 +39,7 @@ func populate(b *testing.B, s *Store, raw *clientv3.Client, n int) int {
 		keys += c
 		batch = batch[:0]
 	}
-	err = pulsartree.Records(pulsartree.Sized(n), func(r znode.Record) bool {
+	_, err = pulsartree.Records(pulsartree.Sized(n), func(r znode.Record) bool {
 		switch {
 		case r.Mode == znode.ModeEphemeral:
 			live = append(live, clientv3.OpPut(r.Path, string(r.Data), clientv3.WithLease(lease.ID)))

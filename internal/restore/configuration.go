@@ -340,7 +340,7 @@ func putJournal(ctx context.Context, local metastore.Store, paths []string) erro
 		return fmt.Errorf("journal: %w", err)
 	}
 	acl := root.ACL
-	if _, err := local.CreateOne(ctx, znode.Record{Path: ConfigJournalPath, ACL: acl, Mode: znode.ModePersistent}); err != nil {
+	if _, err := local.CreateOne(ctx, znode.Record{Path: ConfigJournalPath, Data: []byte{}, ACL: acl, Mode: znode.ModePersistent}); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	var chunk strings.Builder

@@ -212,7 +212,16 @@ func SetLedgerIDFloor(ctx context.Context, c metastore.Store, f LedgerIDFloor) (
 		return res, fmt.Errorf("ledger-id floor: %w", err)
 	}
 	if !found {
-		return res, fmt.Errorf("ledger-id floor: %s does not exist", LedgersRoot)
+		// Pulsar's etcd store creates no parent keys (EtcdMetadataStore.storePut puts the one
+		// key), so there /ledgers may exist only as the prefix of its children.
+		_, below, err := c.ListChildren(ctx, LedgersRoot)
+		if err != nil {
+			return res, fmt.Errorf("ledger-id floor: %w", err)
+		}
+		if !below {
+			return res, fmt.Errorf("ledger-id floor: %s does not exist", LedgersRoot)
+		}
+		root.ACL = openACL
 	}
 	hobs, _, err := c.ListChildren(ctx, IDGenLongPath)
 	if err != nil {
@@ -223,7 +232,9 @@ func SetLedgerIDFloor(ctx context.Context, c metastore.Store, f LedgerIDFloor) (
 		return res, nil
 	}
 	for _, p := range []string{IDGenLongPath, HOBPath(f.HOB)} {
-		created, err := c.CreateOne(ctx, znode.Record{Path: p, ACL: root.ACL, Mode: znode.ModePersistent})
+		// Empty data, as PulsarLedgerIdGenerator.createHOBPathAndGenerateId writes them
+		// (new byte[0]).
+		created, err := c.CreateOne(ctx, znode.Record{Path: p, Data: []byte{}, ACL: root.ACL, Mode: znode.ModePersistent})
 		// Existing with other data or ACL is fine: the generator only looks at names.
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return res, fmt.Errorf("ledger-id floor: %w", err)
