@@ -40,6 +40,8 @@ type server struct {
 	// redact removes secrets from error messages before they leave the process.
 	redact  func(string) string
 	metrics http.Handler
+	// differ serves /backup/diff; nil leaves it out.
+	differ *differ
 }
 
 func newServer(snaps *snapshots, checks []check, log *slog.Logger, redact func(string) string) *server {
@@ -60,6 +62,7 @@ func (s *server) handler() http.Handler {
 	get := []string{http.MethodGet, http.MethodHead}
 	r.HandleFunc("/backup/latest", s.latest).Methods(get...)
 	r.HandleFunc("/backup/list", s.list).Methods(get...)
+	r.HandleFunc("/backup/diff", s.diff).Methods(get...)
 	r.HandleFunc("/healthz", s.healthz).Methods(get...)
 	r.HandleFunc("/readyz", s.readyz).Methods(get...)
 	r.HandleFunc("/metrics", s.serveMetrics).Methods(get...)
