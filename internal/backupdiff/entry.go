@@ -118,6 +118,11 @@ func appendEntry(b []byte, e *entry) []byte {
 	return b
 }
 
+// maxEncodedSize bounds the size appendEntry gives e.
+func (e *entry) maxEncodedSize() int {
+	return 3*binary.MaxVarintLen64 + len(e.path) + len(e.data) + len(e.meta) + 1 + len(e.doc) + binary.MaxVarintLen64*(1+len(e.kept))
+}
+
 var errBadEntry = errors.New("backupdiff: bad entry in a sort run")
 
 // decodeEntry decodes what appendEntry wrote; the entry does not alias b.

@@ -49,14 +49,17 @@ func newSorter(dir string, budget int) *sorter {
 	return &sorter{dir: dir, budget: budget, fanIn: maxFanIn, arena: make([]byte, 0, budget)}
 }
 
-// add encodes e into the arena, writing a run first when the arena is full.
+// add encodes e into the arena, writing a run first when e would not fit: the arena keeps
+// its capacity (only an entry larger than the budget grows it).
 func (s *sorter) add(e *entry) error {
+	if len(s.arena) > 0 && len(s.arena)+e.maxEncodedSize() > cap(s.arena) {
+		if err := s.flush(); err != nil {
+			return err
+		}
+	}
 	start := len(s.arena)
 	s.arena = appendEntry(s.arena, e)
 	s.spans = append(s.spans, span{start, len(s.arena)})
-	if len(s.arena) >= s.budget {
-		return s.flush()
-	}
 	return nil
 }
 
