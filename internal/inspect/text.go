@@ -30,16 +30,18 @@ func (s Summary) WriteText(w io.Writer) error {
 	fmt.Fprintf(w, "stream    %s, sha256 %s\n", Bytes(m.StreamBytes), m.StreamSHA256)
 	fmt.Fprintf(w, "managed ledgers under %s\n\n", m.ManagedLedgerPath)
 
-	p("top-level path\tznodes\tdata\t\n")
+	p("top-level path\tznodes\tdata\n")
 	for _, c := range s.ByTopLevel {
-		p("%s\t%d\t%s\t\n", c.Path, c.Znodes, Bytes(c.DataBytes))
+		p("%s\t%d\t%s\n", c.Path, c.Znodes, Bytes(c.DataBytes))
 	}
-	p("\t\t\t\n")
-	p("tenant / namespace\tznodes\tdata\ttopics\tpartitioned\tsubscriptions\toffloaded ledgers\tBookKeeper-only ledgers\t\n")
+	p("\n")
+	// Tenant rows have every cell, empty ones too, so that the namespaces' columns stay one
+	// column block (text/tabwriter aligns runs of lines with the same cells).
+	p("tenant / namespace\tznodes\tdata\ttopics\tpartitioned\tsubscriptions\toffloaded ledgers\tBookKeeper-only ledgers\n")
 	for _, t := range s.Tenants {
-		p("%s\t%d\t%s\t\t\t\t\t\t\n", t.Name, t.Znodes, Bytes(t.DataBytes))
+		p("%s\t%d\t%s\t\t\t\t\t\n", t.Name, t.Znodes, Bytes(t.DataBytes))
 		for _, ns := range t.Namespaces {
-			p("  %s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t\n", ns.Name, ns.Znodes, Bytes(ns.DataBytes), ns.Topics, ns.PartitionedTopics, ns.Subscriptions, ns.LedgersOffloaded, ns.LedgersBookKeeperOnly)
+			p("  %s\t%d\t%s\t%d\t%d\t%d\t%d\t%d\n", ns.Name, ns.Znodes, Bytes(ns.DataBytes), ns.Topics, ns.PartitionedTopics, ns.Subscriptions, ns.LedgersOffloaded, ns.LedgersBookKeeperOnly)
 		}
 	}
 	if err := tw.Flush(); err != nil {

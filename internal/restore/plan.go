@@ -344,9 +344,9 @@ func NewPlanner(managedLedgerPath string, in PlanInput) *Planner {
 	return &Planner{rw: NewRewriter(managedLedgerPath, in.RestoredAt), pl: newPlanner(managedLedgerPath, in)}
 }
 
-// Add takes the next record and returns what the restore makes of it. A record read by
-// Reader.NextUnless(skipUndecoded), with only its path, is enough for those a restore skips
-// without their data. An error means the archive cannot be restored (ErrUnrestorable).
+// Add takes the next record, fully decoded (archive.Reader.Next), and returns what the
+// restore makes of it: the same Items MakePlan counts. An error means the archive cannot be
+// restored (ErrUnrestorable).
 func (p *Planner) Add(rec znode.Record) (Item, error) {
 	it, err := p.rw.Next(rec)
 	if err != nil {
@@ -367,25 +367,33 @@ func MakePlan(ctx context.Context, r io.Reader, in PlanInput, progress func(Prog
 		return Plan{}, err
 	}
 	m := ar.Manifest()
-	pl := NewPlanner(m.ManagedLedgerPath, in)
+	rw := NewRewriter(m.ManagedLedgerPath, in.RestoredAt)
+	pl := newPlanner(m.ManagedLedgerPath, in)
 	tick := ticker{fn: progress}
-	for n := int64(1); ; n++ {
-		rec, _, err := ar.NextUnless(skipUndecoded)
+	for {
+		rec, skip, err := ar.NextUnless(skipUndecoded)
 		if err == io.EOF {
-			return pl.Plan(), nil
+			return pl.done(), nil
 		}
 		if err != nil {
 			return Plan{}, err
 		}
-		if n%1024 == 0 {
+		if pl.p.Znodes%1024 == 0 {
 			if err := ctx.Err(); err != nil {
 				return Plan{}, err
 			}
 		}
-		if _, err := pl.Add(rec); err != nil {
-			return Plan{}, err
+		if skip {
+			reason, _ := SkipReason(rec.Path)
+			pl.add(Item{Record: rec, Skip: reason})
+			continue
 		}
-		tick.tick(Progress{Records: n, Path: rec.Path})
+		it, err := rw.Next(rec)
+		if err != nil {
+			return Plan{}, fmt.Errorf("%w: %w", ErrUnrestorable, err)
+		}
+		pl.add(it)
+		tick.tick(Progress{Records: pl.p.Znodes, Path: rec.Path})
 	}
 }
 
