@@ -43,12 +43,15 @@ func newArchives(configPath string) (archives, error) {
 // open resolves point as a restorePoint is (an s3a://, s3:// or file:// URL, or a key in the
 // configured bucket) and opens the object.
 func (a archives) open(ctx context.Context, point string) (io.ReadCloser, string, error) {
-	if !strings.Contains(point, "://") && a.bucket == "" {
-		return nil, "", fmt.Errorf("%q is not an archive URL (s3a://, s3:// or file:///): a bare key needs --config, whose bucket it is in", point)
-	}
-	url, err := restore.ResolvePoint(point, a.bucket)
-	if err != nil {
-		return nil, "", err
+	url := point
+	if !strings.Contains(point, "://") {
+		if a.bucket == "" {
+			return nil, "", fmt.Errorf("%q is not an archive URL (s3a://, s3:// or file:///): a bare key needs --config, whose bucket it is in", point)
+		}
+		var err error
+		if url, err = restore.ResolvePoint(point, a.bucket); err != nil {
+			return nil, "", err
+		}
 	}
 	loc, key, err := storage.SplitObjectURL(url)
 	if err != nil {

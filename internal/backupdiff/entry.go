@@ -179,8 +179,8 @@ func entryPath(b []byte) ([]byte, bool) {
 
 // comparePaths orders paths segment by segment: a parent sorts right before its subtree, and
 // a subtree's paths are contiguous ("/a", "/a/b", "/a-b", not "/a", "/a-b", "/a/b" as plain
-// byte order has it, '-' being below '/'). It is byte order with '/' taken as the lowest
-// byte, which valid paths allow: they hold no control characters (znode.ValidatePath).
+// byte order has it, '-' being below '/'). It is byte order with '/' taken as lower than
+// every other byte, which is the order of the paths' segment lists.
 func comparePaths[S ~string | ~[]byte](a, b S) int {
 	n := min(len(a), len(b))
 	for i := 0; i < n; i++ {
