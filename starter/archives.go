@@ -9,9 +9,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/backupdiff"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/inspect"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 )
@@ -66,59 +64,6 @@ func (a archives) open(ctx context.Context, point string) (io.ReadCloser, string
 		return nil, "", err
 	}
 	return rc, url, nil
-}
-
-// inspectCmd prints what one archive holds.
-func inspectCmd(ctx context.Context, a archives, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	asJSON := fs.Bool("json", false, "print JSON")
-	urls, err := parseArgs(fs, args)
-	if err != nil || len(urls) != 1 {
-		return fmt.Errorf("inspect: want one archive URL%s\n%s", argErr(err), usage)
-	}
-	rc, url, err := a.open(ctx, urls[0])
-	if err != nil {
-		return fmt.Errorf("inspect: %w", err)
-	}
-	defer rc.Close()
-	s, err := inspect.Read(ctx, rc)
-	if err != nil {
-		return fmt.Errorf("inspect %s: %w", url, err)
-	}
-	s.URL = url
-	if *asJSON {
-		return writeJSON(stdout, s)
-	}
-	return s.WriteText(stdout)
-}
-
-// diffCmd prints what changed from one archive to another.
-func diffCmd(ctx context.Context, a archives, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	asJSON := fs.Bool("json", false, "print JSON")
-	urls, err := parseArgs(fs, args)
-	if err != nil || len(urls) != 2 {
-		return fmt.Errorf("diff: want two archive URLs, the older first%s\n%s", argErr(err), usage)
-	}
-	var in [2]backupdiff.Input
-	for i, u := range urls {
-		rc, url, err := a.open(ctx, u)
-		if err != nil {
-			return fmt.Errorf("diff: %w", err)
-		}
-		defer rc.Close()
-		in[i] = backupdiff.Input{Name: url, R: rc}
-	}
-	res, err := backupdiff.Diff(ctx, in[0], in[1], backupdiff.Options{TempDir: a.tempDir})
-	if err != nil {
-		return fmt.Errorf("diff: %w", err)
-	}
-	if *asJSON {
-		return writeJSON(stdout, res)
-	}
-	return res.WriteText(stdout)
 }
 
 // parseArgs parses flags placed before, between or after the positional arguments.
