@@ -84,8 +84,10 @@ lint: deps-staticcheck
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
 
-# Throughput against in-run yardsticks (ratios) and the dump's peak RSS; the etcd dump
-# (BenchmarkEtcdDumpRatios, matched by DumpRatios) against a plain range read of the same keys. The ZooKeeper under
+# Throughput against in-run yardsticks (ratios), the dump's peak RSS, the etcd dump
+# (BenchmarkEtcdDumpRatios, matched by DumpRatios) against a plain range read of the same
+# keys, and the peak RSS of `starter diff` on two archives of the tree (under 150 MB, or the
+# bench fails). The ZooKeeper under
 # test runs with the JVM's production defaults, and each benchmark runs three passes: the
 # first ones warm the server's JIT (a production ensemble is a long-running JVM); the
 # metrics are the last pass's. BENCH_NODES sets the tree size.
@@ -93,8 +95,8 @@ BENCH_PASSES ?= 3
 bench:
 	@$(MAKE) --no-print-directory -j3 deps
 	set -o pipefail; TESTENV_ZK_JVMFLAGS="-Xmx3g" ZK_BENCH_ZNODES=$(BENCH_NODES) $(GO) test -run '^$$' \
-		-bench 'DumpRatios|DumpWalkLargeZnodes|Apply$$' -benchtime $(BENCH_PASSES)x -timeout 60m -v \
-		./internal/zookeeper/ ./internal/restore/ ./internal/etcdstore/ | grep -v '^=== '
+		-bench 'DumpRatios|DumpWalkLargeZnodes|Apply$$|DiffPeakRSS' -benchtime $(BENCH_PASSES)x -timeout 60m -v \
+		./internal/zookeeper/ ./internal/restore/ ./internal/etcdstore/ ./internal/backupdiff/ | grep -v '^=== '
 
 dev:
 	@$(MAKE) --no-print-directory -j3 deps

@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/backupdiff"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/health"
@@ -132,6 +133,19 @@ func eventually(t *testing.T, what string, check func() error) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// addNamespace creates a namespace's policies znode.
+func addNamespace(t *testing.T, addr, path string) {
+	t.Helper()
+	c, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Create(path, []byte(`{"bundles":{"numBundles":1}}`), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatalf("create %s: %v", path, err)
 	}
 }
 
@@ -298,6 +312,7 @@ backup:
 
 	m.MakeBucket(itBucket)
 	older := runBackup(t, tc, cfg, "it-backup-2")
+	addNamespace(t, zoo.Addr, "/admin/policies/public/ns-diff")
 	newer := runBackup(t, tc, cfg, "it-backup-3")
 	for _, r := range []backupRun{older, newer} {
 		if r.err != nil {
@@ -335,6 +350,18 @@ backup:
 		t.Fatalf("/readyz = %d %s", status, body)
 	}
 
+	// What changed between the two backups: the namespace added in between.
+	diffPath := "/backup/diff?from=" + older.res.Name + "&to=" + newer.res.Name
+	status, body = api.get(t, diffPath)
+	var d backupdiff.Result
+	if err := json.Unmarshal(body, &d); err != nil || status != 200 {
+		t.Fatalf("GET %s = %d %s", diffPath, status, body)
+	}
+	if d.From.URL != older.res.URL || d.To.URL != newer.res.URL || d.Znodes.Added != 1 || d.Znodes.Removed != 0 || d.Znodes.Changed != 0 ||
+		d.Namespaces.Added.Count != 1 || d.Namespaces.Added.First[0] != "public/ns-diff" {
+		t.Fatalf("GET %s = %s", diffPath, body)
+	}
+
 	// A new instance, as after a restart, serves the same.
 	_, list1 := api.get(t, "/backup/list")
 	_, latest1 := api.get(t, "/backup/latest")
@@ -367,6 +394,9 @@ backup:
 	status, body = api.get(t, "/backup/latest")
 	if err := json.Unmarshal(body, &latest); err != nil || status != 200 || checkRunEntry(latest, older, false) != nil {
 		t.Fatalf("/backup/latest after deleting the newest = %d %s", status, body)
+	}
+	if status, body := api.get(t, diffPath); status != 404 || !strings.Contains(string(body), newer.res.Name) {
+		t.Fatalf("GET %s after deleting the newest = %d %s", diffPath, status, body)
 	}
 	if err := checkMetrics(api.metrics(t), 3, 1, older.res, bucketArchives(t, s3c)); err != nil {
 		t.Fatalf("metrics after deleting the newest: %v", err)
@@ -408,6 +438,15 @@ backup:
 	status, body = api.get(t, "/backup/latest")
 	if err := json.Unmarshal(body, &latest); err != nil || status != 200 || checkRunEntry(latest, older, false) != nil {
 		t.Fatalf("/backup/latest with foreign archives = %d %s", status, body)
+	}
+	if status, body := api.get(t, "/backup/diff?from="+imported+"&to="+broken); status != 422 || !strings.Contains(string(body), "corrupt archive") {
+		t.Fatalf("diff with a broken archive = %d %s", status, body)
+	}
+	status, body = api.get(t, "/backup/diff?from="+older.res.Name+"&to="+imported)
+	var copied backupdiff.Result
+	if err := json.Unmarshal(body, &copied); err != nil || status != 200 || copied.Znodes.Unchanged != older.res.Znodes ||
+		copied.Znodes.Changed+copied.Znodes.Added+copied.Znodes.Removed != 0 {
+		t.Fatalf("diff of an archive and its copy = %d %s", status, body)
 	}
 	if err := checkMetrics(api.metrics(t), 3, 1, older.res, bucketArchives(t, s3c)); err != nil {
 		t.Fatalf("metrics with foreign archives: %v", err)

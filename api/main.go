@@ -13,6 +13,9 @@
 //   - GET /backup/list[?limit=N][&pageToken=T]: {"backups": [...], "nextPageToken": T},
 //     newest first, N from 1 to 10000 (default 1000); nextPageToken is absent on the last
 //     page.
+//   - GET /backup/diff?from=NAME&to=NAME: what changed from one backup to another (NAME as
+//     /backup/list shows it), the JSON of `starter diff --json`. 400 for a name that is not
+//     a backup name, 404 for one not in the bucket, 422 for an archive that is corrupt.
 //   - GET /metrics: Prometheus text format (see metrics.go for the names).
 //   - GET /healthz: 200 while the process runs. GET /readyz: 200 when Temporal answers
 //     queries for this deployment and the bucket can be listed, else 503 with the reasons.
@@ -161,8 +164,10 @@ func newAPI(ctx context.Context, cfg config.Config, o options, logger *slog.Logg
 		{Name: "temporal", Fn: runs.Ping},
 		{Name: "bucket", Fn: func(ctx context.Context) error { return probeBucket(ctx, store, cfg.Backup.BackupPrefix) }},
 	}
+	srv := newServer(snaps, checks, scheduledInterval(cfg), logger, redact)
+	srv.differ = newDiffer(store, cfg.Backup.BackupPrefix, cfg.Backup.StagingRoot())
 	return &api{
-		server: newServer(snaps, checks, scheduledInterval(cfg), logger, redact),
+		server: srv,
 		target: target,
 		tc:     tc,
 	}, nil

@@ -32,6 +32,8 @@ type server struct {
 	// redact removes secrets from error messages before they leave the process.
 	redact  func(string) string
 	metrics http.Handler
+	// differ serves /backup/diff; nil leaves it out.
+	differ *differ
 }
 
 // newServer serves snaps; backupInterval is served as backup_interval_seconds when not 0.
@@ -53,6 +55,7 @@ func (s *server) handler() http.Handler {
 	get := []string{http.MethodGet, http.MethodHead}
 	r.HandleFunc("/backup/latest", s.latest).Methods(get...)
 	r.HandleFunc("/backup/list", s.list).Methods(get...)
+	r.HandleFunc("/backup/diff", s.diff).Methods(get...)
 	r.HandleFunc("/healthz", health.Live).Methods(get...)
 	r.HandleFunc("/readyz", s.readyz).Methods(get...)
 	r.HandleFunc("/metrics", s.serveMetrics).Methods(get...)

@@ -1,8 +1,12 @@
 // Command starter starts one workflow now, waits for it and prints its result as one JSON
-// object on stdout. On failure it exits non-zero with the cause on stderr.
+// object on stdout, or reads archives: inspect says what one holds, diff what changed
+// between two (text, or JSON with --json). On failure it exits non-zero with the cause on
+// stderr.
 //
 //	starter --config FILE backup
 //	starter --config FILE restore [--restore-point URL] [--restore-version V] [--dry-run]
+//	starter [--config FILE] inspect [--json] URL
+//	starter [--config FILE] diff [--json] URL1 URL2
 package main
 
 import (
@@ -26,6 +30,8 @@ import (
 
 const usage = `usage: starter --config FILE backup
        starter --config FILE restore [--restore-point URL] [--restore-version V] [--dry-run]
+       starter [--config FILE] inspect [--json] URL
+       starter [--config FILE] diff [--json] URL1 URL2
 `
 
 func main() {
@@ -42,6 +48,18 @@ func run(args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%v\n%s", err, usage)
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if cmd := fs.Arg(0); cmd == "inspect" || cmd == "diff" {
+		a, err := newArchives(*configPath)
+		if err != nil {
+			return err
+		}
+		if cmd == "inspect" {
+			return inspectCmd(ctx, a, fs.Args()[1:], stdout)
+		}
+		return diffCmd(ctx, a, fs.Args()[1:], stdout)
+	}
 	if *configPath == "" || fs.NArg() < 1 {
 		return fmt.Errorf("--config FILE and a command are required\n%s", usage)
 	}
@@ -49,8 +67,6 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	c, err := temporalclient.Dial(ctx, cfg, nil, 15*time.Second)
 	if err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsarpath"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -134,7 +135,7 @@ type CursorReset struct {
 // planner accumulates a Plan from Items.
 type planner struct {
 	p      Plan
-	mlPath string
+	layout pulsarpath.Layout
 	topic  map[string]int // index in p.Topics of listed topics
 	in     PlanInput
 	ids    ledgerIDs
@@ -143,7 +144,7 @@ type planner struct {
 }
 
 func newPlanner(mlPath string, in PlanInput) *planner {
-	pl := &planner{mlPath: cleanMLPath(mlPath), topic: map[string]int{}, in: in}
+	pl := &planner{layout: pulsarpath.NewLayout(mlPath), topic: map[string]int{}, in: in}
 	if user, _, ok := strings.Cut(in.Identity, ":"); ok {
 		pl.user = user + ":"
 	}
@@ -200,7 +201,7 @@ func (pl *planner) add(it Item) {
 		return
 	}
 	p.Create++
-	p.CreateByTopLevel[topLevel(it.Record.Path)]++
+	p.CreateByTopLevel[pulsarpath.TopLevel(it.Record.Path)]++
 	if pl.user != "" {
 		for _, a := range it.Record.ACL {
 			if a.Scheme == "digest" && strings.HasPrefix(a.ID, pl.user) && a.ID != pl.in.Identity {
@@ -234,7 +235,7 @@ func (pl *planner) add(it Item) {
 		p.LedgersKept += int64(len(lr.Kept))
 		p.LedgersDropped += int64(len(lr.Dropped))
 		p.TopicsCount++
-		name := pl.topicName(it.Record.Path)
+		name := pl.layout.TopicName(it.Record.Path)
 		if lr.TerminatedTo != lr.TerminatedFrom {
 			p.TerminatedClamped++
 		}
@@ -280,10 +281,10 @@ func (pl *planner) add(it Item) {
 		name := znode.Base(it.Record.Path)
 		// The topic's name only when a list takes it: most cursors are in none.
 		if cr.Stale {
-			pl.list(&p.StaleCursors, pl.topicName(znode.Parent(it.Record.Path))+" "+name)
+			pl.list(&p.StaleCursors, pl.layout.TopicName(znode.Parent(it.Record.Path))+" "+name)
 		}
 		if cr.HadCompactedLedger {
-			pl.list(&p.CompactionReset, pl.topicName(znode.Parent(it.Record.Path)))
+			pl.list(&p.CompactionReset, pl.layout.TopicName(znode.Parent(it.Record.Path)))
 		}
 		if cr.Moved {
 			p.CursorsReset++
@@ -293,20 +294,6 @@ func (pl *planner) add(it Item) {
 			}
 		}
 	}
-}
-
-// topicName is persistent://<tenant>/<ns>/<topic> (v1: <tenant>/<cluster>/<ns>/<topic>).
-func (pl *planner) topicName(path string) string {
-	s := strings.Split(strings.TrimPrefix(path, pl.mlPath+"/"), "/")
-	local := s[len(s)-1]
-	return "persistent://" + strings.Join(s[:len(s)-2], "/") + "/" + local
-}
-
-func topLevel(path string) string {
-	if i := strings.IndexByte(path[1:], '/'); i >= 0 {
-		return path[:i+1]
-	}
-	return path
 }
 
 // Same reports whether an existing znode equals a record as the restore would create it:
@@ -346,6 +333,34 @@ type PlanInput struct {
 	// Identity is the target session's digest identity ("user:hash"), "" without auth.
 	Identity string
 }
+
+// Planner makes a Plan from an archive's records, one at a time in archive order, with the
+// rules of a restore: the Rewriter's, then the plan's counting. Its memory is the Rewriter's
+// and the plan's bounded lists: it does not grow with the tree.
+type Planner struct {
+	rw *Rewriter
+	pl *planner
+}
+
+// NewPlanner returns a Planner for an archive whose manifest names managedLedgerPath.
+func NewPlanner(managedLedgerPath string, in PlanInput) *Planner {
+	return &Planner{rw: NewRewriter(managedLedgerPath, in.RestoredAt), pl: newPlanner(managedLedgerPath, in)}
+}
+
+// Add takes the next record, fully decoded (archive.Reader.Next), and returns what the
+// restore makes of it: the same Items MakePlan counts. An error means the archive cannot be
+// restored (ErrUnrestorable).
+func (p *Planner) Add(rec znode.Record) (Item, error) {
+	it, err := p.rw.Next(rec)
+	if err != nil {
+		return Item{}, fmt.Errorf("%w: %w", ErrUnrestorable, err)
+	}
+	p.pl.add(it)
+	return it, nil
+}
+
+// Plan is the plan of the records added so far; call it once, after the last.
+func (p *Planner) Plan() Plan { return p.pl.done() }
 
 // MakePlan reads an archive (verified again as it goes) and says what a restore of it into
 // the target in would do.

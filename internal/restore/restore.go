@@ -27,12 +27,13 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsarpath"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
 // DefaultManagedLedgerPath is Pulsar's default managedLedgerPath.
-const DefaultManagedLedgerPath = "/managed-ledgers"
+const DefaultManagedLedgerPath = pulsarpath.DefaultManagedLedgerPath
 
 // Reasons a znode of the archive is not restored, as counted in Plan.Skipped. Each rule
 // says what a restore leaves alone in both directions: Apply does not create it and Clear
@@ -170,12 +171,7 @@ func CheckVersion(v string) error {
 	return nil
 }
 
-func cleanMLPath(p string) string {
-	if p == "" || p == "/" {
-		return DefaultManagedLedgerPath
-	}
-	return strings.TrimSuffix(p, "/")
-}
+func cleanMLPath(p string) string { return pulsarpath.NewLayout(p).ManagedLedgerPath() }
 
 // ErrUnrestorable is wrapped by errors about an archive that is well-formed but that a
 // restore cannot apply (a managed-ledger payload that does not decode, say). Retrying cannot

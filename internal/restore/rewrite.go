@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsarpath"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -55,7 +56,7 @@ const recentTopics = 4096
 // cursor was added during the backup's walk. A cursor whose managed ledger is in neither
 // fails: the archive is not in an order a restore can stream.
 type Rewriter struct {
-	mlPath     string
+	layout     pulsarpath.Layout
 	lastActive int64
 	pending    map[string]*topicState
 	ring       []ringEntry
@@ -77,7 +78,7 @@ type ringEntry struct {
 // lastActive (see managedledger.RewriteCursor); a restore uses one value for all its runs,
 // so that a repeated apply writes the same bytes.
 func NewRewriter(managedLedgerPath string, restoredAt time.Time) *Rewriter {
-	rw := &Rewriter{mlPath: cleanMLPath(managedLedgerPath), pending: map[string]*topicState{}}
+	rw := &Rewriter{layout: pulsarpath.NewLayout(managedLedgerPath), pending: map[string]*topicState{}}
 	if !restoredAt.IsZero() {
 		rw.lastActive = restoredAt.UnixMilli()
 	}
@@ -103,7 +104,7 @@ func (rw *Rewriter) Next(rec znode.Record) (Item, error) {
 func (rw *Rewriter) rewrite(rec znode.Record) (Item, error) {
 	it := Item{Record: rec}
 	switch {
-	case rw.isManagedLedger(rec.Path):
+	case rw.layout.IsManagedLedger(rec.Path):
 		out, lr, err := managedledger.RewriteLedger(rec.Data)
 		if err != nil {
 			return it, fmt.Errorf("managed ledger %s: %w", rec.Path, err)
@@ -115,7 +116,7 @@ func (rw *Rewriter) rewrite(rec znode.Record) (Item, error) {
 		it.Kind, it.Ledger = KindManagedLedger, &lr
 		it.Record.Data = out
 		rw.remember(rec.Path, lr.Kept, rec.Stat.NumChildren)
-	case rw.isCursor(rec.Path):
+	case rw.layout.IsCursor(rec.Path):
 		kept, err := rw.keptOf(znode.Parent(rec.Path))
 		if err != nil {
 			return it, fmt.Errorf("cursor %s: %w", rec.Path, err)
@@ -152,34 +153,6 @@ func fit(out []byte, f managedledger.Format) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("rewritten payload is %d bytes, over ZooKeeper's %d limit", len(out), znode.MaxDataSize)
-}
-
-// rel returns path's segments below the managed-ledger path, or nil.
-func (rw *Rewriter) rel(path string) []string {
-	rest, ok := strings.CutPrefix(path, rw.mlPath+"/")
-	if !ok {
-		return nil
-	}
-	return strings.Split(rest, "/")
-}
-
-// isManagedLedger: <tenant>/<ns>/persistent/<topic>, or the v1 layout
-// <tenant>/<cluster>/<ns>/persistent/<topic> (whose third segment is then not "persistent",
-// which would make it a v2 cursor).
-func (rw *Rewriter) isManagedLedger(path string) bool {
-	s := rw.rel(path)
-	switch len(s) {
-	case 4:
-		return s[2] == "persistent"
-	case 5:
-		return s[3] == "persistent" && s[2] != "persistent"
-	}
-	return false
-}
-
-func (rw *Rewriter) isCursor(path string) bool {
-	p := znode.Parent(path)
-	return p != rw.mlPath && rw.isManagedLedger(p)
 }
 
 func isSchema(path string) bool {

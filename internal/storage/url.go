@@ -171,6 +171,10 @@ func checkBucketName(b string) error {
 
 func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
 
+// CheckKey reports whether key is one a Store accepts (see checkKey), for callers that
+// take keys from users and must tell a bad one from a missing one.
+func CheckKey(key string) error { return checkKey(key) }
+
 // checkKey accepts a relative, '/'-separated key (or prefix) that cannot escape the bucket
 // prefix or the local root: no leading slash, no empty, "." or ".." segments, no backslash,
 // no control characters.
