@@ -16,6 +16,9 @@ type snapshot struct {
 	catalog.Snapshot
 	// Closed and Failed count this target's BackupWorkflow runs in visibility.
 	Closed, Failed int64
+	// PruneDeleted counts the archives the prunes of completed BackupWorkflow and
+	// PruneWorkflow runs deleted.
+	PruneDeleted int64
 }
 
 // snapshots caches the latest snapshot for ttl. Concurrent callers share one refresh, which
@@ -102,6 +105,16 @@ func (s *snapshots) take(ctx context.Context) (*snapshot, error) {
 	runs, err := s.runs.Completed(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("temporal: %w", err)
+	}
+	lc, err := s.runs.Lifecycle(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: %w", err)
+	}
+	snap.PruneDeleted = lc.PruneDeleted
+	for _, r := range runs {
+		if r.Prune != nil {
+			snap.PruneDeleted += int64(r.Prune.Deleted)
+		}
 	}
 	if snap.Snapshot, err = s.cat.Build(ctx, runs); err != nil {
 		return nil, fmt.Errorf("bucket: %w", err)

@@ -220,3 +220,30 @@ func TestCountsQueries(t *testing.T) {
 		t.Errorf("counts = %d, %d, %v", closed, failed, err)
 	}
 }
+
+// Lifecycle sums the deletions of the target's completed PruneWorkflow runs, fetching each
+// result once; a result that is not a prune counts nothing.
+func TestLifecycleSumsPruneRuns(t *testing.T) {
+	c := newFakeClient(0)
+	c.runs = []string{"p3", "p2", "p1"}
+	c.results["p1"] = result.Prune{PruneCounts: result.PruneCounts{Deleted: 3}}
+	c.results["p2"] = result.Prune{DryRun: true, PruneCounts: result.PruneCounts{Delete: 9}}
+	c.results["p3"] = "not a prune"
+	tr := newTemporalRuns(c, "s3a://b/metadata-backup", 10, quietLog())
+	for range 2 {
+		lc, err := tr.Lifecycle(t.Context())
+		if err != nil || lc.PruneDeleted != 3 {
+			t.Fatalf("lifecycle %+v, %v", lc, err)
+		}
+	}
+	for id, n := range c.gets {
+		if n != 1 {
+			t.Errorf("result of %s fetched %d times", id, n)
+		}
+	}
+	for _, q := range c.queries {
+		if !strings.HasPrefix(q, "WorkflowType = 'PruneWorkflow' AND MetadataBackupTarget = 's3a://b/metadata-backup'") || !strings.HasSuffix(q, "AND ExecutionStatus = 'Completed'") {
+			t.Errorf("query %s", q)
+		}
+	}
+}

@@ -3,6 +3,7 @@
 //
 //	starter --config FILE backup
 //	starter --config FILE restore [--restore-point URL] [--restore-version V] [--dry-run]
+//	starter --config FILE prune [--dry-run]
 package main
 
 import (
@@ -26,6 +27,7 @@ import (
 
 const usage = `usage: starter --config FILE backup
        starter --config FILE restore [--restore-point URL] [--restore-version V] [--dry-run]
+       starter --config FILE prune [--dry-run]
 `
 
 func main() {
@@ -62,6 +64,8 @@ func run(args []string, stdout io.Writer) error {
 		return backup(ctx, c, cfg, stdout)
 	case "restore":
 		return restoreCmd(ctx, c, cfg, fs.Args()[1:], stdout)
+	case "prune":
+		return pruneCmd(ctx, c, cfg, fs.Args()[1:], stdout)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}

@@ -13,9 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,8 +36,9 @@ const (
 )
 
 // ArchiveSuffix ends the name of every backup archive. Other objects under the prefix are
-// not backups: they are neither listed nor counted.
-const ArchiveSuffix = ".tar.gz"
+// not backups: they are neither listed nor counted; nor are the archives of a longer prefix
+// that starts with this one (archive.IsLongerPrefixName), which another deployment writes.
+const ArchiveSuffix = archive.ObjectSuffix
 
 // Backup is one entry of the list. The JSON names are those of the workflow's result. A
 // field that the entry's source cannot give is omitted rather than shown as zero: archives
@@ -57,8 +56,10 @@ type Backup struct {
 	ZxidEnd           string            `json:"zxidEnd,omitempty"`
 	SHA256            string            `json:"sha256,omitempty"`
 	Durations         *result.Durations `json:"durations,omitempty"`
-	WorkflowID        string            `json:"workflowId,omitempty"`
-	RunID             string            `json:"runId,omitempty"`
+	// Prune is what the prune after the run's backup did (runs only).
+	Prune      *result.Prune `json:"prune,omitempty"`
+	WorkflowID string        `json:"workflowId,omitempty"`
+	RunID      string        `json:"runId,omitempty"`
 	// Missing is true when the run completed but its archive is no longer in the bucket.
 	Missing bool   `json:"missing"`
 	Source  Source `json:"source"`
@@ -167,7 +168,7 @@ func (c *Catalog) Build(ctx context.Context, runs []Backup) (Snapshot, error) {
 	var objects []storage.ObjectInfo
 	var snap Snapshot
 	err := c.bucket.List(ctx, c.opts.Prefix, func(o storage.ObjectInfo) error {
-		if !strings.HasSuffix(o.Key, ArchiveSuffix) {
+		if !strings.HasSuffix(o.Key, ArchiveSuffix) || archive.IsLongerPrefixName(c.opts.Prefix, o.Key) {
 			return nil
 		}
 		snap.Archives++
@@ -344,23 +345,9 @@ func (c *Catalog) bucketEntry(o storage.ObjectInfo, d described) Backup {
 	return b
 }
 
-var millisSuffix = regexp.MustCompile(`^-([0-9]{1,15})` + regexp.QuoteMeta(ArchiveSuffix) + `$`)
-
 // nameTime parses <prefix>-<unix millis>.tar.gz, the name the backup workflow gives.
 func (c *Catalog) nameTime(key string) (time.Time, bool) {
-	rest, ok := strings.CutPrefix(key, c.opts.Prefix)
-	if !ok {
-		return time.Time{}, false
-	}
-	m := millisSuffix.FindStringSubmatch(rest)
-	if m == nil {
-		return time.Time{}, false
-	}
-	ms, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.UnixMilli(ms).UTC(), true
+	return archive.ParseObjectName(c.opts.Prefix, key)
 }
 
 // sortKey orders the list: newest first; at equal times runs before bucket archives, then

@@ -68,6 +68,9 @@ type Backup struct {
 	// StagingDir holds the dump and the archive between activities (an addition to
 	// StreamNative's values); defaults to the OS temporary directory.
 	StagingDir string `yaml:"stagingDir"`
+	// Retention is how many archives the prune after each backup keeps (restic's `forget`
+	// policy, internal/retention); all 0, the default, deletes nothing.
+	Retention result.Retention `yaml:"retention"`
 }
 
 type Restore struct {
@@ -254,6 +257,15 @@ func (c Config) Validate() error {
 	}
 	if err := znode.ValidatePath(c.Backup.ManagedLedgerPath); err != nil || c.Backup.ManagedLedgerPath == "/" {
 		return fmt.Errorf("backup.managedLedgerPath %q: must be an absolute znode path below /", c.Backup.ManagedLedgerPath)
+	}
+	r := c.Backup.Retention
+	for _, k := range []struct {
+		name string
+		v    int
+	}{{"keepLast", r.KeepLast}, {"keepHourly", r.KeepHourly}, {"keepDaily", r.KeepDaily}, {"keepWeekly", r.KeepWeekly}, {"keepMonthly", r.KeepMonthly}} {
+		if k.v < 0 {
+			return fmt.Errorf("backup.retention.%s %d: must be 0 (the rule is off) or a positive count", k.name, k.v)
+		}
 	}
 	if c.Restore.Bucket != "" {
 		if _, err := storage.ParseURL(c.Restore.Bucket); err != nil {

@@ -17,8 +17,18 @@ func TestDefaults(t *testing.T) {
 		cfg.Backup.BackupPrefix != "metadata-backup" || cfg.Backup.ManagedLedgerPath != "/managed-ledgers" ||
 		cfg.Restore.RestoreVersion != "1" || cfg.Temporal.TaskQueue != "metadata-backup" ||
 		time.Duration(cfg.ZooKeeper.SessionTimeout) != 30*time.Second || cfg.Backup.Enable || cfg.Restore.Enable ||
-		time.Duration(cfg.RetryWindow) != 5*time.Minute {
+		time.Duration(cfg.RetryWindow) != 5*time.Minute || !cfg.Backup.Retention.Empty() {
 		t.Fatalf("defaults %+v", cfg)
+	}
+}
+
+func TestRetentionParses(t *testing.T) {
+	cfg, err := Parse(strings.NewReader("backup:\n  retention:\n    keepLast: 3\n    keepHourly: 24\n    keepDaily: 7\n    keepWeekly: 4\n    keepMonthly: 12\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Backup.Retention; r.KeepLast != 3 || r.KeepHourly != 24 || r.KeepDaily != 7 || r.KeepWeekly != 4 || r.KeepMonthly != 12 || r.Empty() {
+		t.Fatalf("retention %+v", r)
 	}
 }
 
@@ -76,6 +86,10 @@ func TestInvalidConfigNamesKey(t *testing.T) {
 		"restore:\n  restorePoint: \"s3a://bucket\"\n": "restore.restorePoint",
 		"restore:\n  restoreVersion: \"\"\n":           "restore.restoreVersion",
 		"retryWindow: 0s\n":                            "retryWindow",
+		"backup:\n  retention:\n    keepDaily: -1\n":   "backup.retention.keepDaily",
+		"backup:\n  retention:\n    keepLast: -3\n":    "backup.retention.keepLast",
+		"backup:\n  retention:\n    keepYearly: 2\n":   "keepYearly",
+		"backup:\n  retention:\n    keepWeekly: x\n":   "backup.retention.keepWeekly",
 		"retryWindow: 48h\n":                           "retryWindow",
 		"nonsense: [":                                  "yaml",
 	}
