@@ -56,6 +56,11 @@ type S3 struct {
 	Endpoint       string `yaml:"endpoint"`
 	Region         string `yaml:"region"`
 	ForcePathStyle bool   `yaml:"forcePathStyle"`
+	// ServerSideEncryption is asked of the store on every upload: "" (the bucket's
+	// default), "AES256" (SSE-S3) or "aws:kms" (SSE-KMS, with KMSKeyID or the store's default
+	// key).
+	ServerSideEncryption string `yaml:"serverSideEncryption"`
+	KMSKeyID             string `yaml:"kmsKeyId"`
 }
 
 type Backup struct {
@@ -240,6 +245,18 @@ func (c Config) Validate() error {
 	if c.S3.Region == "" {
 		return fmt.Errorf("s3.region: must not be empty")
 	}
+	switch c.S3.ServerSideEncryption {
+	case "", storage.SSEAES256, storage.SSEKMS:
+	default:
+		return fmt.Errorf("s3.serverSideEncryption %q: want %q or %q (or leave it empty for the bucket's default)",
+			c.S3.ServerSideEncryption, storage.SSEAES256, storage.SSEKMS)
+	}
+	if c.S3.KMSKeyID != "" && c.S3.ServerSideEncryption != storage.SSEKMS {
+		return fmt.Errorf("s3.kmsKeyId: only used with s3.serverSideEncryption %q", storage.SSEKMS)
+	}
+	if c.S3.ServerSideEncryption != "" && strings.HasPrefix(strings.ToLower(c.Backup.Bucket), "file:") {
+		return fmt.Errorf("s3.serverSideEncryption %q: backup.bucket %s is a local directory, which the store cannot encrypt", c.S3.ServerSideEncryption, c.Backup.Bucket)
+	}
 	if c.Backup.WebServerPort <= 0 || c.Backup.WebServerPort > 65535 {
 		return fmt.Errorf("backup.webServerPort %d: must be a TCP port (1-65535)", c.Backup.WebServerPort)
 	}
@@ -331,7 +348,8 @@ func validateHostPort(key, v string) error {
 // StoreOptions maps the s3 section onto the storage package's options. Credentials are not
 // among them: they come from the AWS SDK's default chain.
 func (s S3) StoreOptions() storage.S3Options {
-	return storage.S3Options{Endpoint: s.Endpoint, Region: s.Region, ForcePathStyle: s.ForcePathStyle}
+	return storage.S3Options{Endpoint: s.Endpoint, Region: s.Region, ForcePathStyle: s.ForcePathStyle,
+		ServerSideEncryption: s.ServerSideEncryption, KMSKeyID: s.KMSKeyID}
 }
 
 // StagingRoot is the local directory that holds backups and restores between activities:

@@ -22,6 +22,24 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestServerSideEncryption(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"":                                       {"", ""},
+		"s3:\n  serverSideEncryption: AES256\n":  {"AES256", ""},
+		"s3:\n  serverSideEncryption: aws:kms\n": {"aws:kms", ""},
+		"s3:\n  serverSideEncryption: aws:kms\n  kmsKeyId: arn:aws:kms:eu-west-1:1:key/abc\n": {"aws:kms", "arn:aws:kms:eu-west-1:1:key/abc"},
+	} {
+		cfg, err := Parse(strings.NewReader(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		o := cfg.S3.StoreOptions()
+		if o.ServerSideEncryption != want[0] || o.KMSKeyID != want[1] {
+			t.Errorf("%q: store options %+v", in, o)
+		}
+	}
+}
+
 func TestRetentionParses(t *testing.T) {
 	cfg, err := Parse(strings.NewReader("backup:\n  retention:\n    keepLast: 3\n    keepHourly: 24\n    keepDaily: 7\n    keepWeekly: 4\n    keepMonthly: 12\n"))
 	if err != nil {
@@ -68,30 +86,35 @@ restore:
 // Each invalid file fails with one line that names the key and the problem.
 func TestInvalidConfigNamesKey(t *testing.T) {
 	cases := map[string]string{
-		"backup:\n  backupIntervall: 5\n":              "backupIntervall",
-		"backup:\n  backupInterval: -5\n":              "backup.backupInterval",
-		"backup:\n  backupInterval: soon\n":            "backupInterval",
-		"backup:\n  bucket: \"http://x\"\n":            "backup.bucket",
-		"backup:\n  bucket: \"s3a://\"\n":              "backup.bucket",
-		"backup:\n  webServerPort: 70000\n":            "backup.webServerPort",
-		"backup:\n  backupPrefix: \"a/b\"\n":           "backup.backupPrefix",
-		"backup:\n  managedLedgerPath: \"ml\"\n":       "backup.managedLedgerPath",
-		"zookeeper:\n  servers: \"\"\n":                "zookeeper.servers",
-		"zookeeper:\n  servers: \"zk\"\n":              "zookeeper.servers",
-		"zookeeper:\n  sessionTimeout: 0s\n":           "zookeeper.sessionTimeout",
-		"zookeeper:\n  auth: \"digest:onlyuser\"\n":    "zookeeper.auth",
-		"temporal:\n  hostPort: \"nohost\"\n":          "temporal.hostPort",
-		"s3:\n  endpoint: \"minio:9000\"\n":            "s3.endpoint",
-		"restore:\n  enable: true\n":                   "restore.restorePoint",
-		"restore:\n  restorePoint: \"s3a://bucket\"\n": "restore.restorePoint",
-		"restore:\n  restoreVersion: \"\"\n":           "restore.restoreVersion",
-		"retryWindow: 0s\n":                            "retryWindow",
-		"backup:\n  retention:\n    keepDaily: -1\n":   "backup.retention.keepDaily",
-		"backup:\n  retention:\n    keepLast: -3\n":    "backup.retention.keepLast",
-		"backup:\n  retention:\n    keepYearly: 2\n":   "keepYearly",
-		"backup:\n  retention:\n    keepWeekly: x\n":   "backup.retention.keepWeekly",
-		"retryWindow: 48h\n":                           "retryWindow",
-		"nonsense: [":                                  "yaml",
+		"backup:\n  backupIntervall: 5\n":                                           "backupIntervall",
+		"backup:\n  backupInterval: -5\n":                                           "backup.backupInterval",
+		"backup:\n  backupInterval: soon\n":                                         "backupInterval",
+		"backup:\n  bucket: \"http://x\"\n":                                         "backup.bucket",
+		"backup:\n  bucket: \"s3a://\"\n":                                           "backup.bucket",
+		"backup:\n  webServerPort: 70000\n":                                         "backup.webServerPort",
+		"backup:\n  backupPrefix: \"a/b\"\n":                                        "backup.backupPrefix",
+		"backup:\n  managedLedgerPath: \"ml\"\n":                                    "backup.managedLedgerPath",
+		"zookeeper:\n  servers: \"\"\n":                                             "zookeeper.servers",
+		"zookeeper:\n  servers: \"zk\"\n":                                           "zookeeper.servers",
+		"zookeeper:\n  sessionTimeout: 0s\n":                                        "zookeeper.sessionTimeout",
+		"zookeeper:\n  auth: \"digest:onlyuser\"\n":                                 "zookeeper.auth",
+		"temporal:\n  hostPort: \"nohost\"\n":                                       "temporal.hostPort",
+		"s3:\n  endpoint: \"minio:9000\"\n":                                         "s3.endpoint",
+		"restore:\n  enable: true\n":                                                "restore.restorePoint",
+		"restore:\n  restorePoint: \"s3a://bucket\"\n":                              "restore.restorePoint",
+		"restore:\n  restoreVersion: \"\"\n":                                        "restore.restoreVersion",
+		"retryWindow: 0s\n":                                                         "retryWindow",
+		"s3:\n  serverSideEncryption: aes256\n":                                     "s3.serverSideEncryption",
+		"s3:\n  serverSideEncryption: SSE-KMS\n":                                    "s3.serverSideEncryption",
+		"s3:\n  serverSideEncryption: AES256\n  kmsKeyId: k\n":                      "s3.kmsKeyId",
+		"s3:\n  kmsKeyId: k\n":                                                      "s3.kmsKeyId",
+		"s3:\n  serverSideEncryption: AES256\nbackup:\n  bucket: file:///backups\n": "s3.serverSideEncryption",
+		"backup:\n  retention:\n    keepDaily: -1\n":                                "backup.retention.keepDaily",
+		"backup:\n  retention:\n    keepLast: -3\n":                                 "backup.retention.keepLast",
+		"backup:\n  retention:\n    keepYearly: 2\n":                                "keepYearly",
+		"backup:\n  retention:\n    keepWeekly: x\n":                                "backup.retention.keepWeekly",
+		"retryWindow: 48h\n":                                                        "retryWindow",
+		"nonsense: [":                                                               "yaml",
 	}
 	for in, key := range cases {
 		_, err := Parse(strings.NewReader(in))
