@@ -38,9 +38,16 @@ var (
 	descRetained = prometheus.NewDesc("backup_retained_count",
 		"Number of backup archives (.tar.gz objects of this prefix) in the bucket now.", nil, nil)
 
+	descLastVerified = prometheus.NewDesc("backup_last_verified_timestamp_seconds",
+		"Unix time in seconds at which the latest successful verification (VerifyWorkflow: checksum, or restore drill) ended.", nil, nil)
+	descVerifyFailures = prometheus.NewDesc("backup_verify_failure_count",
+		"Number of VerifyWorkflow runs of this bucket and prefix that did not complete (the archive failed verification, or the run failed, timed out, was terminated or cancelled), as counted in Temporal's visibility store.", nil, nil)
+	descVerifyTime = prometheus.NewDesc("backup_verify_execution_time_seconds",
+		"Seconds the latest successful verification took end to end.", nil, nil)
+
 	allDescs = []*prometheus.Desc{descCount, descFailures, descSizeNonCompressed, descSizeCompressed, descSizeTotal,
 		descTimeTotal, descTimePrepare, descTimeDump, descTimeCompression, descTimeUpload, descLastSuccess,
-		descPruneDeleted, descRetained}
+		descPruneDeleted, descRetained, descLastVerified, descVerifyFailures, descVerifyTime}
 )
 
 // compatibleMetricNames are StreamNative's names (and execution_time_dump beside them),
@@ -52,7 +59,7 @@ var compatibleMetricNames = []string{"backup_count", "backup_failure_count", "ba
 // lifecycleMetricNames are the retention metrics, named in the same style as the compatible
 // ones and kept lint or not: backup_prune_deleted_count is a counter without _total and
 // backup_retained_count a gauge with _count.
-var lifecycleMetricNames = []string{"backup_prune_deleted_count", "backup_retained_count"}
+var lifecycleMetricNames = []string{"backup_prune_deleted_count", "backup_retained_count", "backup_verify_failure_count"}
 
 // backupCollector serves the backup metrics from the cached snapshot: the values come from
 // Temporal and the bucket, never from what this process has seen, so they are right after a
@@ -85,6 +92,11 @@ func (c backupCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSizeTotal, float64(snap.ArchiveBytes))
 	ch <- prometheus.MustNewConstMetric(descPruneDeleted, prometheus.CounterValue, float64(snap.PruneDeleted))
 	gauge(descRetained, float64(snap.Archives))
+	ch <- prometheus.MustNewConstMetric(descVerifyFailures, prometheus.CounterValue, float64(snap.VerifyFailed))
+	if v := snap.LastVerification; v != nil {
+		gauge(descLastVerified, float64(v.VerifiedAt.UnixNano())/1e9)
+		gauge(descVerifyTime, v.Seconds)
+	}
 	latest, ok := snap.Latest()
 	if !ok {
 		return

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -204,6 +205,52 @@ func TestMetricsEndpoint(t *testing.T) {
 		if strings.HasPrefix(line, "# HELP backup_") && !strings.Contains(line, "ytes") && !strings.Contains(line, "econds") &&
 			!strings.Contains(line, "Number of") {
 			t.Errorf("help without a unit: %s", line)
+		}
+	}
+}
+
+// Drills: the last successful verification's time and duration, the failures, and in the
+// list when each archive was last verified and how.
+func TestVerifyMetricsAndList(t *testing.T) {
+	f := newFixture(t)
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r1 := f.addRun(base, 3, false)
+	r2 := f.addRun(base.Add(time.Hour), 4, false)
+	f.start()
+	if m := scrape(t, f); m["backup_verify_failure_count"] != 0 {
+		t.Fatalf("before any drill: %v", m)
+	} else if _, ok := m["backup_last_verified_timestamp_seconds"]; ok {
+		t.Fatal("a last verification before any")
+	}
+	f.runs.mu.Lock()
+	f.runs.lifecycle.Verified = []result.Verify{
+		{Name: r2.Name, Method: result.VerifyRestoreDrill, VerifiedAt: base.Add(3 * time.Hour), Seconds: 42},
+		{Name: r1.Name, Method: result.VerifyChecksum, VerifiedAt: base.Add(2 * time.Hour), Seconds: 5},
+		{Name: r2.Name, Method: result.VerifyChecksum, VerifiedAt: base.Add(90 * time.Minute), Seconds: 3},
+	}
+	f.runs.lifecycle.VerifyFailed = 2
+	f.runs.mu.Unlock()
+	f.start()
+	m := scrape(t, f)
+	if m["backup_verify_failure_count"] != 2 || m["backup_verify_execution_time_seconds"] != 42 ||
+		m["backup_last_verified_timestamp_seconds"] != float64(base.Add(3*time.Hour).Unix()) {
+		t.Fatalf("metrics %v", m)
+	}
+	_, _, body := f.get("/backup/list")
+	var l listBody
+	if err := json.Unmarshal(body, &l); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Backups) != 2 {
+		t.Fatalf("list %s", body)
+	}
+	for _, b := range l.Backups {
+		want := catalog.Verified{At: base.Add(3 * time.Hour), Method: result.VerifyRestoreDrill}
+		if b.Name == r1.Name {
+			want = catalog.Verified{At: base.Add(2 * time.Hour), Method: result.VerifyChecksum}
+		}
+		if b.LastVerified == nil || !b.LastVerified.At.Equal(want.At) || b.LastVerified.Method != want.Method {
+			t.Errorf("%s: lastVerified %+v, want %+v", b.Name, b.LastVerified, want)
 		}
 	}
 }

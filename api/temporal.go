@@ -30,10 +30,15 @@ type runSource interface {
 	Ping(ctx context.Context) error
 }
 
-// lifecycle is what the target's prune runs (other than the prunes inside backups) say.
+// lifecycle is what the target's prune runs (other than the prunes inside backups) and
+// restore drills say.
 type lifecycle struct {
 	// PruneDeleted counts the archives completed PruneWorkflow runs deleted.
 	PruneDeleted int64
+	// Verified are the completed VerifyWorkflow runs' results, newest closed first;
+	// VerifyFailed counts the runs that did not complete.
+	Verified     []result.Verify
+	VerifyFailed int64
 }
 
 // temporalRuns reads runs from Temporal's visibility store, and results from history.
@@ -42,6 +47,7 @@ type temporalRuns struct {
 	c      client.Client
 	base   string // the visibility query that selects this target's runs
 	prunes string // the same for PruneWorkflow
+	drills string // and for VerifyWorkflow
 	// maxRuns caps the runs listed per refresh; older runs' archives appear as bucket
 	// entries.
 	maxRuns int
@@ -53,6 +59,8 @@ type temporalRuns struct {
 	results map[string]runResult
 	// pruned holds the archives each completed PruneWorkflow run deleted, by run ID.
 	pruned map[string]int64
+	// verified holds each completed VerifyWorkflow run's result, by run ID (nil: not one).
+	verified map[string]*result.Verify
 }
 
 type runResult struct {
@@ -65,6 +73,8 @@ func newTemporalRuns(c client.Client, target string, maxRuns int, log *slog.Logg
 		c:        c,
 		base:     targetQuery(target),
 		prunes:   typeQuery(result.PruneWorkflowName, target),
+		drills:   typeQuery(result.VerifyWorkflowName, target),
+		verified: map[string]*result.Verify{},
 		maxRuns:  maxRuns,
 		fetchers: 4,
 		log:      log,
@@ -186,11 +196,72 @@ func (t *temporalRuns) Lifecycle(ctx context.Context) (lifecycle, error) {
 	}
 	var lc lifecycle
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	for _, r := range refs {
 		lc.PruneDeleted += t.pruned[r.runID]
 	}
+	t.mu.Unlock()
+	if lc.VerifyFailed, err = t.count(ctx, "failed verify", t.drills+failedFilter); err != nil {
+		return lifecycle{}, err
+	}
+	if lc.Verified, err = t.verifications(ctx); err != nil {
+		return lifecycle{}, err
+	}
 	return lc, nil
+}
+
+// verifications returns the results of the target's completed VerifyWorkflow runs, newest
+// closed first, each fetched once.
+func (t *temporalRuns) verifications(ctx context.Context) ([]result.Verify, error) {
+	refs, err := t.listCompleted(ctx, t.drills)
+	if err != nil {
+		return nil, err
+	}
+	var todo []runRef
+	t.mu.Lock()
+	listed := make(map[string]bool, len(refs))
+	for _, r := range refs {
+		listed[r.runID] = true
+		if _, ok := t.verified[r.runID]; !ok {
+			todo = append(todo, r)
+		}
+	}
+	for id := range t.verified {
+		if !listed[id] {
+			delete(t.verified, id)
+		}
+	}
+	t.mu.Unlock()
+	err = t.fetchAll(ctx, todo, func(ctx context.Context, r runRef) error {
+		var raw json.RawMessage
+		err := t.c.GetWorkflow(ctx, r.workflowID, r.runID).Get(ctx, &raw)
+		var notFound *serviceerror.NotFound
+		switch {
+		case errors.As(err, &notFound):
+			return nil
+		case err != nil:
+			return fmt.Errorf("get result of workflow %s run %s: %w", r.workflowID, r.runID, err)
+		}
+		var v *result.Verify
+		if err := json.Unmarshal(raw, &v); err != nil || v == nil || v.Name == "" {
+			v = nil
+		}
+		t.mu.Lock()
+		t.verified[r.runID] = v
+		t.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []result.Verify
+	for _, r := range refs {
+		if v := t.verified[r.runID]; v != nil {
+			out = append(out, *v)
+		}
+	}
+	return out, nil
 }
 
 func (t *temporalRuns) fetchPrune(ctx context.Context, r runRef) error {

@@ -4,6 +4,7 @@
 //	starter --config FILE backup
 //	starter --config FILE restore [--restore-point URL] [--restore-version V] [--dry-run]
 //	starter --config FILE prune [--dry-run]
+//	starter --config FILE verify [URL]
 package main
 
 import (
@@ -28,6 +29,7 @@ import (
 const usage = `usage: starter --config FILE backup
        starter --config FILE restore [--restore-point URL] [--restore-version V] [--dry-run]
        starter --config FILE prune [--dry-run]
+       starter --config FILE verify [URL]
 `
 
 func main() {
@@ -66,6 +68,8 @@ func run(args []string, stdout io.Writer) error {
 		return restoreCmd(ctx, c, cfg, fs.Args()[1:], stdout)
 	case "prune":
 		return pruneCmd(ctx, c, cfg, fs.Args()[1:], stdout)
+	case "verify":
+		return verifyCmd(ctx, c, cfg, fs.Args()[1:], stdout)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}

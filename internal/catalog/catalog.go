@@ -57,15 +57,25 @@ type Backup struct {
 	SHA256            string            `json:"sha256,omitempty"`
 	Durations         *result.Durations `json:"durations,omitempty"`
 	// Prune is what the prune after the run's backup did (runs only).
-	Prune      *result.Prune `json:"prune,omitempty"`
-	WorkflowID string        `json:"workflowId,omitempty"`
-	RunID      string        `json:"runId,omitempty"`
+	Prune *result.Prune `json:"prune,omitempty"`
+	// LastVerified says when the archive was last verified, and how; nil if never (as far as
+	// Temporal remembers).
+	LastVerified *Verified `json:"lastVerified,omitempty"`
+	WorkflowID   string    `json:"workflowId,omitempty"`
+	RunID        string    `json:"runId,omitempty"`
 	// Missing is true when the run completed but its archive is no longer in the bucket.
 	Missing bool   `json:"missing"`
 	Source  Source `json:"source"`
 	// Error says why an archive found in the bucket cannot be described: its manifest is
 	// unreadable (not one of our archives, or corrupt) or could not be fetched this time.
 	Error string `json:"error,omitempty"`
+}
+
+// Verified is the latest successful verification of an archive.
+type Verified struct {
+	At time.Time `json:"at"`
+	// Method is "checksum" or "restore-drill" (result.Verify*).
+	Method string `json:"method"`
 }
 
 // Restorable reports whether b is a candidate for "latest": its archive is in the bucket

@@ -30,6 +30,7 @@ type Config struct {
 	S3        S3        `yaml:"s3"`
 	Backup    Backup    `yaml:"backup"`
 	Restore   Restore   `yaml:"restore"`
+	Verify    Verify    `yaml:"verify"`
 	// RetryWindow is how long a backup or restore stage retries a transient fault
 	// (ZooKeeper or S3 unreachable, a session expiry) before it fails, counted from the
 	// stage's start: a stage shorter than its timeout rides out an outage of this long; a long
@@ -85,6 +86,36 @@ type Restore struct {
 	Bucket         string `yaml:"bucket"`
 }
 
+// Verify is the restore drill: VerifyWorkflow on its own schedule checks the newest archive
+// whole and, with a scratch ensemble, restores it there and reads it back.
+type Verify struct {
+	Enable   bool     `yaml:"enable"`
+	Interval Duration `yaml:"interval"`
+	// ZooKeeper is the scratch ensemble (comma-separated host:port) the drill restores into
+	// and clears; "" verifies the archive without restoring it. It must not be
+	// zookeeper.servers: the drill deletes everything in it.
+	ZooKeeper string `yaml:"zookeeper"`
+}
+
+// ScratchServers splits verify.zookeeper; nil when it is empty.
+func (v Verify) ScratchServers() ([]string, error) {
+	if strings.TrimSpace(v.ZooKeeper) == "" {
+		return nil, nil
+	}
+	servers, err := ZooKeeper{Servers: v.ZooKeeper}.ServerList()
+	if err != nil {
+		return nil, fmt.Errorf("verify.zookeeper: %w", err)
+	}
+	return servers, nil
+}
+
+// ScratchConfig is c with verify.zookeeper as its ensemble: what the drill's restore
+// activities run with.
+func (c Config) ScratchConfig() Config {
+	c.ZooKeeper.Servers = c.Verify.ZooKeeper
+	return c
+}
+
 // Duration is a time.Duration written as "30s" in YAML; a bare number means seconds.
 type Duration time.Duration
 
@@ -120,6 +151,7 @@ func Default() Config {
 			ManagedLedgerPath: "/managed-ledgers",
 		},
 		Restore:     Restore{RestoreVersion: "1"},
+		Verify:      Verify{Interval: Duration(24 * time.Hour)},
 		RetryWindow: Duration(5 * time.Minute),
 	}
 }
@@ -301,6 +333,21 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Restore.RestoreVersion) == "" {
 		return fmt.Errorf("restore.restoreVersion: must not be empty")
+	}
+	if c.Verify.Interval < Duration(time.Minute) {
+		return fmt.Errorf("verify.interval %s: must be at least 1m", time.Duration(c.Verify.Interval))
+	}
+	scratch, err := c.Verify.ScratchServers()
+	if err != nil {
+		return err
+	}
+	live, _ := c.ZooKeeper.ServerList()
+	for _, s := range scratch {
+		for _, l := range live {
+			if s == l {
+				return fmt.Errorf("verify.zookeeper %q: %s is also in zookeeper.servers; the drill clears its scratch ensemble, give it one of its own", c.Verify.ZooKeeper, s)
+			}
+		}
 	}
 	return nil
 }

@@ -40,6 +40,20 @@ func TestServerSideEncryption(t *testing.T) {
 	}
 }
 
+func TestVerifyDefaultsAndScratch(t *testing.T) {
+	cfg, err := Parse(strings.NewReader("verify:\n  enable: true\n  zookeeper: \"scratch-0:2181,scratch-1:2181\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers, err := cfg.Verify.ScratchServers()
+	if err != nil || len(servers) != 2 || time.Duration(cfg.Verify.Interval) != 24*time.Hour || !cfg.Verify.Enable {
+		t.Fatalf("verify %+v %v %v", cfg.Verify, servers, err)
+	}
+	if sc := cfg.ScratchConfig(); sc.ZooKeeper.Servers != "scratch-0:2181,scratch-1:2181" || cfg.ZooKeeper.Servers != "127.0.0.1:2181" {
+		t.Fatalf("scratch config %q, live %q", sc.ZooKeeper.Servers, cfg.ZooKeeper.Servers)
+	}
+}
+
 func TestRetentionParses(t *testing.T) {
 	cfg, err := Parse(strings.NewReader("backup:\n  retention:\n    keepLast: 3\n    keepHourly: 24\n    keepDaily: 7\n    keepWeekly: 4\n    keepMonthly: 12\n"))
 	if err != nil {
@@ -104,6 +118,9 @@ func TestInvalidConfigNamesKey(t *testing.T) {
 		"restore:\n  restorePoint: \"s3a://bucket\"\n":                              "restore.restorePoint",
 		"restore:\n  restoreVersion: \"\"\n":                                        "restore.restoreVersion",
 		"retryWindow: 0s\n":                                                         "retryWindow",
+		"verify:\n  interval: 10s\n":                                                "verify.interval",
+		"verify:\n  zookeeper: nohost\n":                                            "verify.zookeeper",
+		"verify:\n  zookeeper: \"zk-9:2181, 127.0.0.1:2181\"\n":                     "verify.zookeeper",
 		"s3:\n  serverSideEncryption: aes256\n":                                     "s3.serverSideEncryption",
 		"s3:\n  serverSideEncryption: SSE-KMS\n":                                    "s3.serverSideEncryption",
 		"s3:\n  serverSideEncryption: AES256\n  kmsKeyId: k\n":                      "s3.kmsKeyId",

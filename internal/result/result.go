@@ -169,3 +169,61 @@ const MaxPruneDecisions = 10000
 
 // MaxPruneDeletedNames bounds Prune.DeletedNames.
 const MaxPruneDeletedNames = 100
+
+// VerifyWorkflowName is the registered type of the restore drill.
+const VerifyWorkflowName = "VerifyWorkflow"
+
+// VerifyScheduleID is the Schedule of the restore drill of the deployment whose workers poll
+// taskQueue: "metadata-backup-verify" for the default queue,
+// "metadata-backup-<taskQueue>-verify" otherwise.
+func VerifyScheduleID(taskQueue string) string { return ScheduleID(taskQueue) + "-verify" }
+
+// Verification methods.
+const (
+	// VerifyChecksum: the whole archive was read and checked (SHA-256 of the object against
+	// the backup's, gzip, every record, the manifest's counts and checksum).
+	VerifyChecksum = "checksum"
+	// VerifyRestoreDrill: that, and the archive restored into a scratch ensemble by the
+	// restore pipeline, read back and found equal to the archive record by record.
+	VerifyRestoreDrill = "restore-drill"
+)
+
+// Verify is VerifyWorkflow's result: one archive verified. A verification that finds a
+// problem fails the workflow instead, naming it.
+type Verify struct {
+	Target string `json:"target"`
+	// Name, URL and BackupTime identify the archive.
+	Name       string    `json:"name"`
+	URL        string    `json:"url"`
+	BackupTime time.Time `json:"backupTime"`
+	// Method is VerifyChecksum or VerifyRestoreDrill; VerifiedAt when the verification ended.
+	Method     string    `json:"method"`
+	VerifiedAt time.Time `json:"verifiedAt"`
+	// SHA256 is the object's; RecordedSHA256 what its backup's result recorded ("" when no
+	// run in Temporal recorded it: then only the manifest's stream checksum vouches for it).
+	SHA256         string `json:"sha256"`
+	RecordedSHA256 string `json:"recordedSha256,omitempty"`
+	Counts
+	// Drill is what the restore drill did (VerifyRestoreDrill only).
+	Drill *Drill `json:"drill,omitempty"`
+	// Seconds is how long the verification took, on the workflow's clock.
+	Seconds float64 `json:"seconds"`
+}
+
+// Drill is a restore drill's account.
+type Drill struct {
+	// Scratch is the ensemble restored into; RestoreWorkflowID the restore's run.
+	Scratch           []string `json:"scratch"`
+	RestoreWorkflowID string   `json:"restoreWorkflowId"`
+	// Created counts the znodes the restore wrote; Compared the archive's records compared
+	// with the tree read back; Skipped those the restore leaves out by its own rules.
+	Created  int64 `json:"created"`
+	Compared int64 `json:"compared"`
+	Skipped  int64 `json:"skipped"`
+	// Cleared counts the znodes deleted from the scratch ensemble afterwards.
+	Cleared int64 `json:"cleared"`
+}
+
+// ScratchTaskQueue is the task queue of the workers that restore into the drill's scratch
+// ensemble (verify.zookeeper) for the deployment of taskQueue.
+func ScratchTaskQueue(taskQueue string) string { return taskQueue + "-verify-scratch" }
