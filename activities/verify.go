@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/activity"
@@ -75,12 +76,18 @@ func (v *Verify) LocateArchive(ctx context.Context, in LocateInput) (LocateResul
 		if err != nil {
 			return res, classify(fmt.Errorf("list %s: %w", store.URL(prefix), err))
 		}
-		// Lexical order is time order only for names of equal length: sort by time.
+		// Newest first by the time in the name; the first whose manifest is this tool's is the
+		// one (an object named like an archive that is not one is no backup to verify).
+		slices.SortFunc(keys, func(a, b string) int {
+			ta, _ := retention.IsArchive(prefix, a)
+			tb, _ := retention.IsArchive(prefix, b)
+			return tb.Compare(ta)
+		})
 		newest := ""
 		for _, k := range keys {
-			t, _ := retention.IsArchive(prefix, k)
-			if nt, _ := retention.IsArchive(prefix, newest); newest == "" || t.After(nt) {
+			if m := readManifest(ctx, store, k); m.State == retention.ManifestOK {
 				newest = k
+				break
 			}
 		}
 		if newest == "" {
