@@ -142,8 +142,8 @@ func (b *Backup) Prepare(ctx context.Context, in PrepareInput) (PrepareResult, e
 			res.ZxidStart, res.Source = zxid, u.Servers
 		}
 	}
-	key := fmt.Sprintf("%s-%d.tar.gz", b.Config.Backup.BackupPrefix, in.StartMillis)
-	staging := filepath.Join(stagingDir(b.Config, b.Staging), strings.TrimSuffix(key, ".tar.gz"))
+	key := archive.ObjectName(b.Config.Backup.BackupPrefix, in.StartMillis)
+	staging := filepath.Join(stagingDir(b.Config, b.Staging), strings.TrimSuffix(key, archive.ObjectSuffix))
 	if err := os.RemoveAll(staging); err != nil {
 		return PrepareResult{}, fmt.Errorf("clear staging dir: %w", err)
 	}

@@ -20,3 +20,10 @@ func RegisterBackup(w worker.Registry, cfg config.Config, staging string) {
 func RegisterRestore(w worker.Registry, cfg config.Config, staging string) {
 	w.RegisterActivity(&Restore{Config: cfg, Staging: staging})
 }
+
+// RegisterVerify registers the restore drill's own stages, bound to cfg (verify.zookeeper is
+// the scratch ensemble). The drill also runs the restore's download and validation
+// (RegisterRestore) on the same workers.
+func RegisterVerify(w worker.Registry, cfg config.Config) {
+	w.RegisterActivity(&Verify{Config: cfg})
+}

@@ -460,3 +460,90 @@ backup:
 		t.Fatalf("/backup/list with MinIO down = %d %s", status, body)
 	}
 }
+
+// Retention on real servers: the prune after a backup and a PruneWorkflow run delete archives,
+// and the API counts what they deleted, the archives left and their size.
+func TestPruneMetricsAgainstRealServers(t *testing.T) {
+	tp := testenv.StartTemporal(t, workflows.TargetAttribute)
+	m := testenv.StartMinIO(t)
+	m.SetEnv(t)
+	m.MakeBucket(itBucket)
+	zoo := testenv.StartZooKeeper(t)
+	seedZooKeeper(t, zoo.Addr)
+	cfg := config.Default()
+	cfg.ZooKeeper.Servers = zoo.Addr
+	cfg.Temporal.HostPort, cfg.Temporal.Namespace, cfg.Temporal.TaskQueue = tp.HostPort, tp.Namespace, "it-prune"
+	cfg.S3.Endpoint, cfg.S3.ForcePathStyle = m.Endpoint, true
+	cfg.Backup.Bucket, cfg.Backup.StagingDir = "s3a://"+itBucket, t.TempDir()
+	cfg.Backup.Retention = result.Retention{KeepLast: 1}
+	tc := tp.Client(t)
+	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{EnableSessionWorker: true})
+	workflows.Register(w)
+	activities.RegisterBackup(w, cfg, "")
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	api := startAPI(t, cfg)
+	s3c := m.S3Client()
+	putOld := func(n int) {
+		for i := range n {
+			at := time.Date(2025, 1, 1+i, 0, 0, 0, 0, time.UTC)
+			key := fmt.Sprintf("metadata-backup-%d.tar.gz", at.UnixMilli())
+			if _, err := s3c.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(itBucket), Key: aws.String(key),
+				Body: bytes.NewReader(archiveBytes(t, 3, at))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := func(deleted, retained float64) {
+		t.Helper()
+		eventually(t, "prune metrics", func() error {
+			got := api.metrics(t)
+			var total int64
+			for _, size := range bucketArchives(t, s3c) {
+				total += size
+			}
+			if got["backup_prune_deleted_count"] != deleted || got["backup_retained_count"] != retained || got["backup_size_total"] != float64(total) {
+				return fmt.Errorf("metrics %v, want %v deleted, %v retained, %d bytes", got, deleted, retained, total)
+			}
+			return nil
+		})
+	}
+
+	putOld(3)
+	want(0, 3)
+	r := runBackup(t, tc, cfg, "it-prune-backup")
+	if r.err != nil || r.res.Prune == nil || r.res.Prune.Deleted != 3 {
+		t.Fatalf("backup %+v, %v", r.res.Prune, r.err)
+	}
+	want(3, 1)
+	if n := len(bucketArchives(t, s3c)); n != 1 {
+		t.Fatalf("%d archives after keepLast 1", n)
+	}
+	eventually(t, "the backup's entry says what its prune did", func() error {
+		list := api.list(t)
+		if len(list) != 1 || list[0].Prune == nil || list[0].Prune.Deleted != 3 {
+			return fmt.Errorf("list %+v", list)
+		}
+		return nil
+	})
+
+	// A dry run deletes and counts nothing; a PruneWorkflow run counts what it deleted.
+	putOld(2)
+	for i, dry := range []bool{true, false} {
+		run, err := tc.ExecuteWorkflow(t.Context(), client.StartWorkflowOptions{ID: fmt.Sprintf("it-prune-%d", i), TaskQueue: cfg.Temporal.TaskQueue},
+			result.PruneWorkflowName, workflows.PruneInput{DryRun: dry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p result.Prune
+		if err := run.Get(t.Context(), &p); err != nil || p.Delete != 2 {
+			t.Fatalf("prune (dry run %v): %+v, %v", dry, p.PruneCounts, err)
+		}
+		if dry {
+			want(3, 3)
+		}
+	}
+	want(5, 1)
+}

@@ -22,11 +22,13 @@
 //
 // An entry has the JSON names of the workflow's result (name, url, time, znodes,
 // ephemeralSkipped, dataBytes, sizeNonCompressed, sizeCompressed, zxidStart, zxidEnd, sha256,
-// durations {prepare, dump, compression, upload, total} in seconds) plus workflowId, runId,
-// missing (the run completed but its archive is gone) and source: "temporal" for a run,
+// durations {prepare, dump, compression, upload, total} in seconds, and prune: what the prune
+// after the backup did) plus workflowId, runId, missing (the run completed but its archive is
+// gone) and source: "temporal" for a run,
 // "bucket" for an archive no listed run accounts for, described by its own manifest (no
 // durations, no non-compressed size). A .tar.gz under the prefix whose manifest cannot be
-// read is listed with "error"; other objects are not backups and are ignored.
+// read is listed with "error"; other objects are not backups and are ignored, and so are the
+// archives of a longer prefix that starts with this one and a dash (another deployment's).
 //
 // Errors are {"error": "..."}: 400 for bad query parameters, 404 for unknown paths, 503 with
 // the reason when Temporal or the bucket cannot be read within the refresh timeout.

@@ -21,7 +21,7 @@ var (
 	descSizeCompressed = prometheus.NewDesc("backup_size_compressed",
 		"Size in bytes of the latest backup's .tar.gz archive.", nil, nil)
 	descSizeTotal = prometheus.NewDesc("backup_size_total",
-		"Size in bytes of all backup archives (.tar.gz objects under the backup prefix) in the bucket.", nil, nil)
+		"Size in bytes of all backup archives (.tar.gz objects of this prefix) in the bucket.", nil, nil)
 	descTimeTotal = prometheus.NewDesc("backup_execution_time_total",
 		"Seconds the latest backup took end to end, retries and queueing included.", nil, nil)
 	descTimePrepare = prometheus.NewDesc("backup_execution_time_prepare",
@@ -41,8 +41,21 @@ var (
 	descInterval = prometheus.NewDesc("backup_interval_seconds",
 		"Seconds between scheduled backups (backup.backupInterval); absent while backup.enable is false. Alert rules compare the latest success's age with it.", nil, nil)
 
+	descPruneDeleted = prometheus.NewDesc("backup_prune_deleted_count",
+		"Number of archives the retention policy deleted: the prunes of the BackupWorkflow and PruneWorkflow runs of this bucket and prefix that completed, as counted in Temporal's visibility store (runs older than the namespace's retention are no longer counted).", nil, nil)
+	descRetained = prometheus.NewDesc("backup_retained_count",
+		"Number of backup archives (.tar.gz objects of this prefix) in the bucket now.", nil, nil)
+
+	descLastVerified = prometheus.NewDesc("backup_last_verified_timestamp_seconds",
+		"Unix time in seconds at which the latest successful verification (VerifyWorkflow: checksum, or restore drill) ended.", nil, nil)
+	descVerifyFailures = prometheus.NewDesc("backup_verify_failure_count",
+		"Number of VerifyWorkflow runs of this bucket and prefix that did not complete (the archive failed verification, or the run failed, timed out, was terminated or cancelled), as counted in Temporal's visibility store.", nil, nil)
+	descVerifyTime = prometheus.NewDesc("backup_verify_execution_time_seconds",
+		"Seconds the latest successful verification took end to end.", nil, nil)
+
 	allDescs = []*prometheus.Desc{descCount, descFailures, descSizeNonCompressed, descSizeCompressed, descSizeTotal,
-		descTimeTotal, descTimePrepare, descTimeDump, descTimeCompression, descTimeUpload, descLastSuccess, descZnodes, descEphemeralSkipped, descInterval}
+		descTimeTotal, descTimePrepare, descTimeDump, descTimeCompression, descTimeUpload, descLastSuccess, descZnodes, descEphemeralSkipped, descInterval,
+		descPruneDeleted, descRetained, descLastVerified, descVerifyFailures, descVerifyTime}
 )
 
 // compatibleMetricNames are StreamNative's names (and execution_time_dump beside them),
@@ -50,6 +63,11 @@ var (
 var compatibleMetricNames = []string{"backup_count", "backup_failure_count", "backup_size_non_compressed",
 	"backup_size_compressed", "backup_size_total", "backup_execution_time_total", "backup_execution_time_prepare",
 	"backup_execution_time_dump", "backup_execution_time_compression", "backup_execution_time_upload"}
+
+// lifecycleMetricNames are the retention metrics, named in the same style as the compatible
+// ones and kept lint or not: backup_prune_deleted_count is a counter without _total and
+// backup_retained_count a gauge with _count.
+var lifecycleMetricNames = []string{"backup_prune_deleted_count", "backup_retained_count", "backup_verify_failure_count"}
 
 // backupCollector serves the backup metrics from the cached snapshot: the values come from
 // Temporal and the bucket, never from what this process has seen, so they are right after a
@@ -85,6 +103,13 @@ func (c backupCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descCount, prometheus.CounterValue, float64(snap.Closed))
 	ch <- prometheus.MustNewConstMetric(descFailures, prometheus.CounterValue, float64(snap.Failed))
 	gauge(descSizeTotal, float64(snap.ArchiveBytes))
+	ch <- prometheus.MustNewConstMetric(descPruneDeleted, prometheus.CounterValue, float64(snap.PruneDeleted))
+	gauge(descRetained, float64(snap.Archives))
+	ch <- prometheus.MustNewConstMetric(descVerifyFailures, prometheus.CounterValue, float64(snap.VerifyFailed))
+	if v := snap.LastVerification; v != nil {
+		gauge(descLastVerified, float64(v.VerifiedAt.UnixNano())/1e9)
+		gauge(descVerifyTime, v.Seconds)
+	}
 	latest, ok := snap.Latest()
 	if !ok {
 		return

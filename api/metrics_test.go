@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
 func testConfig() config.Config {
@@ -106,6 +108,59 @@ func TestMetricsFollowTemporalAndBucket(t *testing.T) {
 	}
 }
 
+// Prunes: what the prunes of completed backups and PruneWorkflow runs deleted, and the
+// archives in the bucket now; deleting archives lowers the retained count and the total size.
+func TestPruneMetrics(t *testing.T) {
+	f := newFixture(t)
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	old := f.addRun(base, 3, false)
+	f.addRun(base.Add(10*time.Minute), 4, false)
+	r3 := f.addRun(base.Add(20*time.Minute), 5, false)
+	f.runs.mu.Lock()
+	f.runs.backups[1].Prune = &result.Prune{PruneCounts: result.PruneCounts{Deleted: 2}}
+	f.runs.backups[2].Prune = &result.Prune{PruneCounts: result.PruneCounts{Deleted: 1}, Error: ""}
+	f.runs.lifecycle.PruneDeleted = 4
+	f.runs.mu.Unlock()
+	f.put("metadata-backup-eu-1772366400000.tar.gz", archiveBytes(t, 2, base)) // another deployment's
+	f.start()
+	m := scrape(t, f)
+	total := float64(old.SizeCompressed + f.runs.backups[1].SizeCompressed + r3.SizeCompressed)
+	if m["backup_prune_deleted_count"] != 7 || m["backup_retained_count"] != 3 || m["backup_size_total"] != total {
+		t.Fatalf("metrics %v, want total %v", m, total)
+	}
+	// A prune deletes the oldest archive: fewer archives, a smaller total.
+	if err := f.store.Delete(t.Context(), old.Name); err != nil {
+		t.Fatal(err)
+	}
+	f.start()
+	m = scrape(t, f)
+	if m["backup_retained_count"] != 2 || m["backup_size_total"] != total-float64(old.SizeCompressed) {
+		t.Fatalf("after a delete: %v", m)
+	}
+}
+
+// scrape serves /metrics and parses the unlabelled backup_* samples.
+func scrape(t *testing.T, f *fixture) map[string]float64 {
+	t.Helper()
+	status, _, body := f.get("/metrics")
+	if status != 200 {
+		t.Fatalf("/metrics = %d %s", status, body)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok || !strings.HasPrefix(name, "backup_") {
+			continue
+		}
+		var x float64
+		if _, err := fmt.Sscan(v, &x); err != nil {
+			t.Fatalf("metric line %q: %v", line, err)
+		}
+		out[name] = x
+	}
+	return out
+}
+
 func TestMetricsLintOnlyOnSeedNames(t *testing.T) {
 	f := newFixture(t)
 	f.addRun(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), 3, false)
@@ -117,7 +172,7 @@ func TestMetricsLintOnlyOnSeedNames(t *testing.T) {
 	}
 	flagged := map[string]bool{}
 	for _, p := range problems {
-		if !slices.Contains(compatibleMetricNames, p.Metric) {
+		if !slices.Contains(compatibleMetricNames, p.Metric) && !slices.Contains(lifecycleMetricNames, p.Metric) {
 			t.Errorf("lint: %s: %s", p.Metric, p.Text)
 		}
 		flagged[p.Metric] = true
@@ -178,5 +233,51 @@ func TestIntervalMetricFollowsSchedule(t *testing.T) {
 	_, _, body = f.get("/metrics")
 	if strings.Contains(string(body), "backup_interval_seconds") {
 		t.Errorf("/metrics with the schedule off serves backup_interval_seconds")
+	}
+}
+
+// Drills: the last successful verification's time and duration, the failures, and in the
+// list when each archive was last verified and how.
+func TestVerifyMetricsAndList(t *testing.T) {
+	f := newFixture(t)
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r1 := f.addRun(base, 3, false)
+	r2 := f.addRun(base.Add(time.Hour), 4, false)
+	f.start()
+	if m := scrape(t, f); m["backup_verify_failure_count"] != 0 {
+		t.Fatalf("before any drill: %v", m)
+	} else if _, ok := m["backup_last_verified_timestamp_seconds"]; ok {
+		t.Fatal("a last verification before any")
+	}
+	f.runs.mu.Lock()
+	f.runs.lifecycle.Verified = []result.Verify{
+		{Name: r2.Name, Method: result.VerifyRestoreDrill, VerifiedAt: base.Add(3 * time.Hour), Seconds: 42},
+		{Name: r1.Name, Method: result.VerifyChecksum, VerifiedAt: base.Add(2 * time.Hour), Seconds: 5},
+		{Name: r2.Name, Method: result.VerifyChecksum, VerifiedAt: base.Add(90 * time.Minute), Seconds: 3},
+	}
+	f.runs.lifecycle.VerifyFailed = 2
+	f.runs.mu.Unlock()
+	f.start()
+	m := scrape(t, f)
+	if m["backup_verify_failure_count"] != 2 || m["backup_verify_execution_time_seconds"] != 42 ||
+		m["backup_last_verified_timestamp_seconds"] != float64(base.Add(3*time.Hour).Unix()) {
+		t.Fatalf("metrics %v", m)
+	}
+	_, _, body := f.get("/backup/list")
+	var l listBody
+	if err := json.Unmarshal(body, &l); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Backups) != 2 {
+		t.Fatalf("list %s", body)
+	}
+	for _, b := range l.Backups {
+		want := catalog.Verified{At: base.Add(3 * time.Hour), Method: result.VerifyRestoreDrill}
+		if b.Name == r1.Name {
+			want = catalog.Verified{At: base.Add(2 * time.Hour), Method: result.VerifyChecksum}
+		}
+		if b.LastVerified == nil || !b.LastVerified.At.Equal(want.At) || b.LastVerified.Method != want.Method {
+			t.Errorf("%s: lastVerified %+v, want %+v", b.Name, b.LastVerified, want)
+		}
 	}
 }

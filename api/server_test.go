@@ -31,6 +31,7 @@ type fakeRuns struct {
 	mu             sync.Mutex
 	closed, failed int64
 	backups        []catalog.Backup
+	lifecycle      lifecycle
 	err            error
 	block          bool          // block until ctx ends, as an unreachable server would
 	gate           chan struct{} // if set, Counts waits for it to close: a slow server
@@ -68,6 +69,15 @@ func (f *fakeRuns) Completed(ctx context.Context) ([]catalog.Backup, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]catalog.Backup(nil), f.backups...), nil
+}
+
+func (f *fakeRuns) Lifecycle(ctx context.Context) (lifecycle, error) {
+	if err := f.wait(ctx); err != nil {
+		return lifecycle{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.lifecycle, nil
 }
 
 func (f *fakeRuns) Ping(ctx context.Context) error { return f.wait(ctx) }

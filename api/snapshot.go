@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/catalog"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
 // snapshot is everything the endpoints and metrics serve, read from Temporal and the bucket
@@ -16,6 +17,13 @@ type snapshot struct {
 	catalog.Snapshot
 	// Closed and Failed count this target's BackupWorkflow runs in visibility.
 	Closed, Failed int64
+	// PruneDeleted counts the archives the prunes of completed BackupWorkflow and
+	// PruneWorkflow runs deleted.
+	PruneDeleted int64
+	// LastVerification is the newest completed verification; VerifyFailed counts the
+	// verifications that did not complete.
+	LastVerification *result.Verify
+	VerifyFailed     int64
 }
 
 // snapshots caches the latest snapshot for ttl. Concurrent callers share one refresh, which
@@ -103,8 +111,33 @@ func (s *snapshots) take(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temporal: %w", err)
 	}
+	lc, err := s.runs.Lifecycle(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: %w", err)
+	}
+	snap.PruneDeleted = lc.PruneDeleted
+	for _, r := range runs {
+		if r.Prune != nil {
+			snap.PruneDeleted += int64(r.Prune.Deleted)
+		}
+	}
 	if snap.Snapshot, err = s.cat.Build(ctx, runs); err != nil {
 		return nil, fmt.Errorf("bucket: %w", err)
+	}
+	snap.VerifyFailed = lc.VerifyFailed
+	verified := map[string]catalog.Verified{}
+	for i, v := range lc.Verified {
+		if i == 0 || v.VerifiedAt.After(snap.LastVerification.VerifiedAt) {
+			snap.LastVerification = &lc.Verified[i]
+		}
+		if have, ok := verified[v.Name]; !ok || v.VerifiedAt.After(have.At) {
+			verified[v.Name] = catalog.Verified{At: v.VerifiedAt, Method: v.Method}
+		}
+	}
+	for i := range snap.Backups {
+		if v, ok := verified[snap.Backups[i].Name]; ok {
+			snap.Backups[i].LastVerified = &v
+		}
 	}
 	return &snap, nil
 }

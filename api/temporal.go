@@ -24,15 +24,30 @@ type runSource interface {
 	Counts(ctx context.Context) (closed, failed int64, err error)
 	// Completed returns the backups of the most recently closed completed runs.
 	Completed(ctx context.Context) ([]catalog.Backup, error)
+	// Lifecycle reads the target's completed PruneWorkflow runs.
+	Lifecycle(ctx context.Context) (lifecycle, error)
 	// Ping checks that Temporal answers queries about the target.
 	Ping(ctx context.Context) error
+}
+
+// lifecycle is what the target's prune runs (other than the prunes inside backups) and
+// restore drills say.
+type lifecycle struct {
+	// PruneDeleted counts the archives completed PruneWorkflow runs deleted.
+	PruneDeleted int64
+	// Verified are the completed VerifyWorkflow runs' results, newest closed first;
+	// VerifyFailed counts the runs that did not complete.
+	Verified     []result.Verify
+	VerifyFailed int64
 }
 
 // temporalRuns reads runs from Temporal's visibility store, and results from history.
 // Results are kept by run ID: a closed run's result never changes, so each is fetched once.
 type temporalRuns struct {
-	c    client.Client
-	base string // the visibility query that selects this target's runs
+	c      client.Client
+	base   string // the visibility query that selects this target's runs
+	prunes string // the same for PruneWorkflow
+	drills string // and for VerifyWorkflow
 	// maxRuns caps the runs listed per refresh; older runs' archives appear as bucket
 	// entries.
 	maxRuns int
@@ -42,6 +57,10 @@ type temporalRuns struct {
 
 	mu      sync.Mutex
 	results map[string]runResult
+	// pruned holds the archives each completed PruneWorkflow run deleted, by run ID.
+	pruned map[string]int64
+	// verified holds each completed VerifyWorkflow run's result, by run ID (nil: not one).
+	verified map[string]*result.Verify
 }
 
 type runResult struct {
@@ -53,18 +72,25 @@ func newTemporalRuns(c client.Client, target string, maxRuns int, log *slog.Logg
 	return &temporalRuns{
 		c:        c,
 		base:     targetQuery(target),
+		prunes:   typeQuery(result.PruneWorkflowName, target),
+		drills:   typeQuery(result.VerifyWorkflowName, target),
+		verified: map[string]*result.Verify{},
 		maxRuns:  maxRuns,
 		fetchers: 4,
 		log:      log,
 		results:  map[string]runResult{},
+		pruned:   map[string]int64{},
 	}
 }
 
 // targetQuery selects the BackupWorkflow runs tagged with target. Only this deployment's
 // runs carry its target, so deployments sharing a namespace never see each other's.
-func targetQuery(target string) string {
+func targetQuery(target string) string { return typeQuery(result.BackupWorkflowName, target) }
+
+// typeQuery selects the runs of one workflow type tagged with target.
+func typeQuery(workflowType, target string) string {
 	return fmt.Sprintf("WorkflowType = %s AND %s = %s",
-		quote(result.BackupWorkflowName), result.TargetAttributeName, quote(target))
+		quote(workflowType), result.TargetAttributeName, quote(target))
 }
 
 // quote makes s a string literal of Temporal's visibility query language, which takes
@@ -108,7 +134,7 @@ func (t *temporalRuns) Ping(ctx context.Context) error {
 type runRef struct{ workflowID, runID string }
 
 func (t *temporalRuns) Completed(ctx context.Context) ([]catalog.Backup, error) {
-	refs, err := t.listCompleted(ctx)
+	refs, err := t.listCompleted(ctx, t.base)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +154,7 @@ func (t *temporalRuns) Completed(ctx context.Context) ([]catalog.Backup, error) 
 	}
 	t.mu.Unlock()
 
-	if err := t.fetchAll(ctx, todo); err != nil {
+	if err := t.fetchAll(ctx, todo, t.fetch); err != nil {
 		return nil, err
 	}
 
@@ -143,9 +169,126 @@ func (t *temporalRuns) Completed(ctx context.Context) ([]catalog.Backup, error) 
 	return out, nil
 }
 
-// listCompleted pages through visibility, newest closed first, up to maxRuns runs.
-func (t *temporalRuns) listCompleted(ctx context.Context) ([]runRef, error) {
-	query := t.base + completedFilter
+// Lifecycle sums what the target's completed PruneWorkflow runs deleted (the most recent
+// maxRuns of them); each run's result is fetched once.
+func (t *temporalRuns) Lifecycle(ctx context.Context) (lifecycle, error) {
+	refs, err := t.listCompleted(ctx, t.prunes)
+	if err != nil {
+		return lifecycle{}, err
+	}
+	var todo []runRef
+	t.mu.Lock()
+	listed := make(map[string]bool, len(refs))
+	for _, r := range refs {
+		listed[r.runID] = true
+		if _, ok := t.pruned[r.runID]; !ok {
+			todo = append(todo, r)
+		}
+	}
+	for id := range t.pruned {
+		if !listed[id] {
+			delete(t.pruned, id)
+		}
+	}
+	t.mu.Unlock()
+	if err := t.fetchAll(ctx, todo, t.fetchPrune); err != nil {
+		return lifecycle{}, err
+	}
+	var lc lifecycle
+	t.mu.Lock()
+	for _, r := range refs {
+		lc.PruneDeleted += t.pruned[r.runID]
+	}
+	t.mu.Unlock()
+	if lc.VerifyFailed, err = t.count(ctx, "failed verify", t.drills+failedFilter); err != nil {
+		return lifecycle{}, err
+	}
+	if lc.Verified, err = t.verifications(ctx); err != nil {
+		return lifecycle{}, err
+	}
+	return lc, nil
+}
+
+// verifications returns the results of the target's completed VerifyWorkflow runs, newest
+// closed first, each fetched once.
+func (t *temporalRuns) verifications(ctx context.Context) ([]result.Verify, error) {
+	refs, err := t.listCompleted(ctx, t.drills)
+	if err != nil {
+		return nil, err
+	}
+	var todo []runRef
+	t.mu.Lock()
+	listed := make(map[string]bool, len(refs))
+	for _, r := range refs {
+		listed[r.runID] = true
+		if _, ok := t.verified[r.runID]; !ok {
+			todo = append(todo, r)
+		}
+	}
+	for id := range t.verified {
+		if !listed[id] {
+			delete(t.verified, id)
+		}
+	}
+	t.mu.Unlock()
+	err = t.fetchAll(ctx, todo, func(ctx context.Context, r runRef) error {
+		var raw json.RawMessage
+		err := t.c.GetWorkflow(ctx, r.workflowID, r.runID).Get(ctx, &raw)
+		var notFound *serviceerror.NotFound
+		switch {
+		case errors.As(err, &notFound):
+			return nil
+		case err != nil:
+			return fmt.Errorf("get result of workflow %s run %s: %w", r.workflowID, r.runID, err)
+		}
+		var v *result.Verify
+		if err := json.Unmarshal(raw, &v); err != nil || v == nil || v.Name == "" {
+			v = nil
+		}
+		t.mu.Lock()
+		t.verified[r.runID] = v
+		t.mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []result.Verify
+	for _, r := range refs {
+		if v := t.verified[r.runID]; v != nil {
+			out = append(out, *v)
+		}
+	}
+	return out, nil
+}
+
+func (t *temporalRuns) fetchPrune(ctx context.Context, r runRef) error {
+	var raw json.RawMessage
+	err := t.c.GetWorkflow(ctx, r.workflowID, r.runID).Get(ctx, &raw)
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return nil // deleted since it was listed
+	case err != nil:
+		return fmt.Errorf("get result of workflow %s run %s: %w", r.workflowID, r.runID, err)
+	}
+	// A result that does not decode (another version of the workflow?) counts nothing.
+	var res result.Prune
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.log.Warn("skipping a PruneWorkflow result that is not a prune", "workflowId", r.workflowID, "runId", r.runID, "error", err)
+	}
+	t.mu.Lock()
+	t.pruned[r.runID] = int64(res.Deleted)
+	t.mu.Unlock()
+	return nil
+}
+
+// listCompleted pages through the completed runs base selects, newest closed first, up to
+// maxRuns runs.
+func (t *temporalRuns) listCompleted(ctx context.Context, base string) ([]runRef, error) {
+	query := base + completedFilter
 	var refs []runRef
 	var token []byte
 	for len(refs) < t.maxRuns {
@@ -155,7 +298,7 @@ func (t *temporalRuns) listCompleted(ctx context.Context) ([]runRef, error) {
 			NextPageToken: token,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list completed %s runs: %w", result.BackupWorkflowName, err)
+			return nil, fmt.Errorf("list completed runs (%s): %w", base, err)
 		}
 		for _, e := range resp.GetExecutions() {
 			if len(refs) == t.maxRuns {
@@ -171,9 +314,10 @@ func (t *temporalRuns) listCompleted(ctx context.Context) ([]runRef, error) {
 	return refs, nil
 }
 
-// fetchAll fetches the results of refs, a few at a time. Results fetched before an error
-// are kept, so a refresh cut short by its timeout still makes progress for the next one.
-func (t *temporalRuns) fetchAll(ctx context.Context, refs []runRef) error {
+// fetchAll fetches the results of refs with fetch, a few at a time. Results fetched before
+// an error are kept, so a refresh cut short by its timeout still makes progress for the next
+// one.
+func (t *temporalRuns) fetchAll(ctx context.Context, refs []runRef, fetch func(context.Context, runRef) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan runRef)
@@ -185,7 +329,7 @@ func (t *temporalRuns) fetchAll(ctx context.Context, refs []runRef) error {
 		go func() {
 			defer wg.Done()
 			for r := range work {
-				if err := t.fetch(ctx, r); err != nil {
+				if err := fetch(ctx, r); err != nil {
 					once.Do(func() { firstErr = err; cancel() })
 				}
 			}
@@ -247,6 +391,7 @@ func fromResult(res result.Backup, r runRef) catalog.Backup {
 		Roles:             res.Roles,
 		SHA256:            res.SHA256,
 		Durations:         &res.Durations,
+		Prune:             res.Prune,
 		WorkflowID:        r.workflowID,
 		RunID:             r.runID,
 		Source:            catalog.FromTemporal,

@@ -33,6 +33,8 @@ type fakeClient struct {
 	pageSizes []int32
 	queries   []string
 	counts    map[string]int64 // by query
+	// hide lists no runs for queries that contain it.
+	hide string
 }
 
 func (c *fakeClient) ListWorkflow(ctx context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
@@ -40,6 +42,9 @@ func (c *fakeClient) ListWorkflow(ctx context.Context, req *workflowservice.List
 	defer c.mu.Unlock()
 	c.queries = append(c.queries, req.GetQuery())
 	c.pageSizes = append(c.pageSizes, req.GetPageSize())
+	if c.hide != "" && strings.Contains(req.GetQuery(), c.hide) {
+		return &workflowservice.ListWorkflowExecutionsResponse{}, nil
+	}
 	start := 0
 	if len(req.GetNextPageToken()) > 0 {
 		start, _ = strconv.Atoi(string(req.GetNextPageToken()))
@@ -218,5 +223,59 @@ func TestCountsQueries(t *testing.T) {
 	closed, failed, err := newTemporalRuns(c, "s3a://b/p", 10, quietLog()).Counts(t.Context())
 	if err != nil || closed != 12 || failed != 3 {
 		t.Errorf("counts = %d, %d, %v", closed, failed, err)
+	}
+}
+
+// Lifecycle sums the deletions of the target's completed PruneWorkflow runs, fetching each
+// result once; a result that is not a prune counts nothing.
+func TestLifecycleSumsPruneRuns(t *testing.T) {
+	c := newFakeClient(0)
+	c.runs = []string{"p3", "p2", "p1"}
+	c.results["p1"] = result.Prune{PruneCounts: result.PruneCounts{Deleted: 3}}
+	c.results["p2"] = result.Prune{DryRun: true, PruneCounts: result.PruneCounts{Delete: 9}}
+	c.results["p3"] = "not a prune"
+	c.hide = result.VerifyWorkflowName
+	tr := newTemporalRuns(c, "s3a://b/metadata-backup", 10, quietLog())
+	for range 2 {
+		lc, err := tr.Lifecycle(t.Context())
+		if err != nil || lc.PruneDeleted != 3 {
+			t.Fatalf("lifecycle %+v, %v", lc, err)
+		}
+	}
+	for id, n := range c.gets {
+		if n != 1 {
+			t.Errorf("result of %s fetched %d times", id, n)
+		}
+	}
+	for _, q := range c.queries {
+		if strings.Contains(q, result.VerifyWorkflowName) {
+			continue
+		}
+		if !strings.HasPrefix(q, "WorkflowType = 'PruneWorkflow' AND MetadataBackupTarget = 's3a://b/metadata-backup'") || !strings.HasSuffix(q, "AND ExecutionStatus = 'Completed'") {
+			t.Errorf("query %s", q)
+		}
+	}
+}
+
+// The restore drills: completed runs' results newest first, each fetched once, and the
+// count of those that did not complete.
+func TestLifecycleReadsVerifications(t *testing.T) {
+	c := newFakeClient(0)
+	c.runs = []string{"v2", "v1"}
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	c.results["v1"] = result.Verify{Name: "metadata-backup-1.tar.gz", Method: result.VerifyChecksum, VerifiedAt: at}
+	c.results["v2"] = result.Verify{Name: "metadata-backup-2.tar.gz", Method: result.VerifyRestoreDrill, VerifiedAt: at.Add(time.Hour), Seconds: 12}
+	c.hide = result.PruneWorkflowName
+	base := typeQuery(result.VerifyWorkflowName, "t")
+	c.counts[base+failedFilter] = 2
+	tr := newTemporalRuns(c, "t", 10, quietLog())
+	for range 2 {
+		lc, err := tr.Lifecycle(t.Context())
+		if err != nil || lc.VerifyFailed != 2 || len(lc.Verified) != 2 || lc.Verified[0].Name != "metadata-backup-2.tar.gz" || lc.Verified[0].Seconds != 12 {
+			t.Fatalf("lifecycle %+v, %v", lc, err)
+		}
+	}
+	if c.gets["v1"] != 1 || c.gets["v2"] != 1 {
+		t.Errorf("fetched %v", c.gets)
 	}
 }

@@ -7,6 +7,8 @@
 //	starter --config FILE restore [--restore-point URL] [--restore-version V] [--dry-run]
 //	starter [--config FILE] inspect [--json] URL
 //	starter [--config FILE] diff [--json] URL1 URL2
+//	starter --config FILE prune [--dry-run]
+//	starter --config FILE verify [URL]
 package main
 
 import (
@@ -32,6 +34,8 @@ const usage = `usage: starter --config FILE backup
        starter --config FILE restore [--restore-point URL] [--restore-version V] [--dry-run]
        starter [--config FILE] inspect [--json] URL
        starter [--config FILE] diff [--json] URL1 URL2
+       starter --config FILE prune [--dry-run]
+       starter --config FILE verify [URL]
 `
 
 func main() {
@@ -78,6 +82,10 @@ func run(args []string, stdout io.Writer) error {
 		return backup(ctx, c, cfg, stdout)
 	case "restore":
 		return restoreCmd(ctx, c, cfg, fs.Args()[1:], stdout)
+	case "prune":
+		return pruneCmd(ctx, c, cfg, fs.Args()[1:], stdout)
+	case "verify":
+		return verifyCmd(ctx, c, cfg, fs.Args()[1:], stdout)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", cmd, usage)
 	}

@@ -63,6 +63,15 @@ func TestRecordHistories(t *testing.T) {
 	}
 	save("backup", br.GetID())
 
+	pr, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "record-prune", TaskQueue: cfg.Temporal.TaskQueue}, result.PruneWorkflowName, workflows.PruneInput{DryRun: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Get(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	save("prune-dry-run", pr.GetID())
+
 	tg := f.newTarget(t, "record", nil)
 	for _, in := range []workflows.RestoreInput{
 		{RestorePoint: f.backup.URL, RestoreVersion: "1"},

@@ -88,10 +88,22 @@ func run(ctx context.Context, configPath string, logger *slog.Logger) error {
 	workflows.Register(w)
 	activities.RegisterBackup(w, cfg, own.Path)
 	activities.RegisterRestore(w, cfg, own.Path)
+	activities.RegisterVerify(w, cfg)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker on task queue %s: %w", cfg.Temporal.TaskQueue, err)
 	}
 	defer w.Stop()
+	if cfg.Verify.ZooKeeper != "" {
+		// The drill's restores run here: RestoreWorkflow with the restore's activities bound
+		// to the scratch ensemble.
+		sw := worker.New(c, result.ScratchTaskQueue(cfg.Temporal.TaskQueue), worker.Options{EnableSessionWorker: true})
+		workflows.Register(sw)
+		activities.RegisterRestore(sw, cfg.ScratchConfig(), own.Path)
+		if err := sw.Start(); err != nil {
+			return fmt.Errorf("start worker on task queue %s: %w", result.ScratchTaskQueue(cfg.Temporal.TaskQueue), err)
+		}
+		defer sw.Stop()
+	}
 	if mon != nil {
 		mon.ready(c)
 	}
@@ -102,9 +114,14 @@ func run(ctx context.Context, configPath string, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	verifyState, err := launch.SyncVerifySchedule(ctx, c, deployment, cfg.Verify.Enable, time.Duration(cfg.Verify.Interval))
+	if err != nil {
+		return err
+	}
 	logger.Info("worker started", "taskQueue", cfg.Temporal.TaskQueue, "namespace", cfg.Temporal.Namespace,
 		"schedule", result.ScheduleID(cfg.Temporal.TaskQueue), "scheduleState", state, "backupInterval", interval.String(),
-		"bucket", cfg.Backup.Bucket, "zookeeper", cfg.ZooKeeper.Servers)
+		"bucket", cfg.Backup.Bucket, "zookeeper", cfg.ZooKeeper.Servers,
+		"verifySchedule", result.VerifyScheduleID(cfg.Temporal.TaskQueue), "verifyScheduleState", verifyState, "verifyScratch", cfg.Verify.ZooKeeper)
 	if cfg.Restore.Enable {
 		if err := startRestore(ctx, c, cfg, logger); err != nil {
 			return err

@@ -44,7 +44,45 @@ func BackupWorkflow(ctx workflow.Context) (BackupResult, error) {
 		return b.res, err
 	}
 	b.res.Durations.Total = b.total()
+	if workflow.GetVersion(ctx, pruneAfterBackupChange, workflow.DefaultVersion, 1) == 1 {
+		b.res.Prune = b.prune(ctx)
+	}
 	return b.res, nil
+}
+
+// pruneAfterBackupChange versions the prune after the upload: histories of runs from before
+// it replay without one.
+const pruneAfterBackupChange = "prune-after-backup"
+
+// pruneStage is the options of a prune: on any worker, no session (it stages nothing). A
+// first prune of a large bucket reads many manifests; it heartbeats as it goes.
+func pruneStage(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Minute,
+		ScheduleToCloseTimeout: 30 * time.Minute,
+		HeartbeatTimeout:       time.Minute,
+		RetryPolicy:            retry,
+	})
+}
+
+// prune applies the retention policy after a successful upload, as its own activity. Its
+// failure is reported in the result and logged; the backup stands. Retention is enforced by
+// this prune: each one decides over the whole bucket, so a prune that failed is caught up by
+// the next backup's, and a run the schedule skipped for overlap made no archive, which leaves
+// restic's rules nothing new to delete (they depend on the archives only, not on the clock;
+// see internal/retention); the run it overlapped prunes after its own upload.
+func (b *backupRun) prune(ctx workflow.Context) *result.Prune {
+	mark := workflow.Now(ctx)
+	var p result.Prune
+	err := workflow.ExecuteActivity(pruneStage(ctx), a.Prune, activities.PruneInput{KnownGood: b.res.Name, OmitDecisions: true}).Get(ctx, &p)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("prune after the backup failed; the backup stands", "error", Cause(err))
+		p = result.Prune{Target: b.res.Target, Error: "prune: " + Cause(err)}
+	} else if p.Failed > 0 || p.Skipped != "" && !p.Policy.Empty() {
+		workflow.GetLogger(ctx).Warn("prune after the backup left archives the policy would delete", "failed", p.Failed, "skipped", p.Skipped)
+	}
+	p.Seconds = workflow.Now(ctx).Sub(mark).Seconds()
+	return &p
 }
 
 // backupRun is one BackupWorkflow: its result so far and the stage clock.

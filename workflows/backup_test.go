@@ -45,6 +45,12 @@ func TestBackupChainsStagesAndReportsExactResult(t *testing.T) {
 	env.OnActivity(a.Compress, mock.Anything, activities.CompressInput{Prepare: prep, Dump: dump}).After(2*time.Second).Return(comp, nil).Once()
 	env.OnActivity(a.Upload, mock.Anything, activities.UploadInput{ArchivePath: comp.ArchivePath, Key: prep.Key, Size: 34567}).After(3*time.Second).Return(activities.UploadResult{URL: prep.URL}, nil).Once()
 	env.OnActivity(a.Cleanup, mock.Anything, prep.StagingDir).Return(nil).Once()
+	pruned := result.Prune{Target: "s3a://b/metadata-backup", Policy: result.Retention{KeepLast: 2},
+		PruneCounts:  result.PruneCounts{Objects: 5, Archives: 4, Delete: 2, Deleted: 2, DeletedBytes: 77, Retained: 2},
+		DeletedNames: []string{"metadata-backup-1.tar.gz", "metadata-backup-2.tar.gz"}}
+	// After the upload, on its own: the archive just written is protected, and the decisions
+	// stay out of the backup's history.
+	env.OnActivity(a.Prune, mock.Anything, activities.PruneInput{KnownGood: prep.Key, OmitDecisions: true}).After(4*time.Second).Return(pruned, nil).Once()
 
 	env.ExecuteWorkflow(result.BackupWorkflowName)
 	if err := env.GetWorkflowError(); err != nil {
@@ -53,6 +59,9 @@ func TestBackupChainsStagesAndReportsExactResult(t *testing.T) {
 	var res BackupResult
 	if err := env.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
+	}
+	if p := res.Prune; p == nil || p.Deleted != 2 || p.Retained != 2 || len(p.DeletedNames) != 2 || !near(p.Seconds, 4) || p.Error != "" {
+		t.Fatalf("prune %+v", p)
 	}
 	if res.URL != prep.URL || res.Name != prep.Key || res.Znodes != 20102 || res.EphemeralSkipped != 1 ||
 		res.SizeNonCompressed != 123456 || res.SizeCompressed != 34567 || res.ZxidStart != "0x1a2b" ||
@@ -77,6 +86,7 @@ func TestBackupFailedStageStopsChainAndStillCleansUp(t *testing.T) {
 	env.OnActivity(a.Dump, mock.Anything, mock.Anything).Return(activities.DumpResult{},
 		temporal.NewNonRetryableApplicationError("read /x: not authorized (set zookeeper.auth)", activities.ErrTypeZooKeeperAuth, nil)).Once()
 	env.OnActivity(a.Cleanup, mock.Anything, prep.StagingDir).Return(nil).Once()
+	env.OnActivity(a.Prune, mock.Anything, mock.Anything).Return(result.Prune{}, nil).Never()
 
 	env.ExecuteWorkflow(result.BackupWorkflowName)
 	err := env.GetWorkflowError()
@@ -89,6 +99,32 @@ func TestBackupFailedStageStopsChainAndStillCleansUp(t *testing.T) {
 	var app *temporal.ApplicationError
 	if !errors.As(err, &app) || app.Type() != activities.ErrTypeZooKeeperAuth {
 		t.Fatalf("error type lost: %v", err)
+	}
+}
+
+// A prune that fails (here: the bucket cannot be listed for its whole retry window) is
+// reported in the result; the backup it follows succeeds.
+func TestFailedPruneNeverFailsTheBackup(t *testing.T) {
+	env := newEnv(t)
+	env.OnActivity(a.Target, mock.Anything).Return(activities.TargetInfo{Target: "s3a://b/p"}, nil)
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Return(nil)
+	env.OnActivity(a.Prepare, mock.Anything, mock.Anything).Return(prep, nil)
+	env.OnActivity(a.Dump, mock.Anything, mock.Anything).Return(activities.DumpResult{Manifest: archive.Manifest{Counts: result.Counts{Znodes: 3}}}, nil)
+	env.OnActivity(a.Compress, mock.Anything, mock.Anything).Return(activities.CompressResult{}, nil)
+	env.OnActivity(a.Upload, mock.Anything, mock.Anything).Return(activities.UploadResult{URL: prep.URL}, nil)
+	env.OnActivity(a.Cleanup, mock.Anything, mock.Anything).Return(nil).Once()
+	env.OnActivity(a.Prune, mock.Anything, mock.Anything).Return(result.Prune{},
+		temporal.NewNonRetryableApplicationError("list s3a://b/p: access denied", activities.ErrTypeAccessDenied, nil)).Once()
+	env.ExecuteWorkflow(result.BackupWorkflowName)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res BackupResult
+	if err := env.GetWorkflowResult(&res); err != nil || res.Name != prep.Key || res.Znodes != 3 {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	if res.Prune == nil || res.Prune.Error != "prune: list s3a://b/p: access denied" || res.Prune.Deleted != 0 {
+		t.Fatalf("prune %+v", res.Prune)
 	}
 }
 

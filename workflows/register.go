@@ -11,6 +11,8 @@ import (
 func Register(w worker.Registry) {
 	w.RegisterWorkflowWithOptions(BackupWorkflow, workflowRegisterOptions(result.BackupWorkflowName))
 	w.RegisterWorkflowWithOptions(RestoreWorkflow, workflowRegisterOptions(result.RestoreWorkflowName))
+	w.RegisterWorkflowWithOptions(PruneWorkflow, workflowRegisterOptions(result.PruneWorkflowName))
+	w.RegisterWorkflowWithOptions(VerifyWorkflow, workflowRegisterOptions(result.VerifyWorkflowName))
 }
 
 func workflowRegisterOptions(name string) workflow.RegisterOptions {

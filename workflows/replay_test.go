@@ -40,6 +40,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 			rp := worker.NewWorkflowReplayer()
 			rp.RegisterWorkflowWithOptions(BackupWorkflow, workflow.RegisterOptions{Name: result.BackupWorkflowName})
 			rp.RegisterWorkflowWithOptions(RestoreWorkflow, workflow.RegisterOptions{Name: result.RestoreWorkflowName})
+			rp.RegisterWorkflowWithOptions(PruneWorkflow, workflow.RegisterOptions{Name: result.PruneWorkflowName})
+			rp.RegisterWorkflowWithOptions(VerifyWorkflow, workflow.RegisterOptions{Name: result.VerifyWorkflowName})
 			if err := rp.ReplayWorkflowHistory(nil, h); err != nil {
 				t.Fatalf("%s does not replay: %v", strings.TrimSuffix(filepath.Base(f), ".json"), err)
 			}

@@ -13,9 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,8 +36,9 @@ const (
 )
 
 // ArchiveSuffix ends the name of every backup archive. Other objects under the prefix are
-// not backups: they are neither listed nor counted.
-const ArchiveSuffix = ".tar.gz"
+// not backups: they are neither listed nor counted; nor are the archives of a longer prefix
+// that starts with this one (archive.IsLongerPrefixName), which another deployment writes.
+const ArchiveSuffix = archive.ObjectSuffix
 
 // Backup is one entry of the list. The JSON names are those of the workflow's result. A
 // field that the entry's source cannot give is omitted rather than shown as zero: archives
@@ -57,17 +56,29 @@ type Backup struct {
 	ZxidEnd           string `json:"zxidEnd,omitempty"`
 	// Roles break the counts down per store (local, configuration); nil for entries from
 	// before roles.
-	Roles      []result.RoleCounts `json:"roles,omitempty"`
-	SHA256     string              `json:"sha256,omitempty"`
-	Durations  *result.Durations   `json:"durations,omitempty"`
-	WorkflowID string              `json:"workflowId,omitempty"`
-	RunID      string              `json:"runId,omitempty"`
+	Roles     []result.RoleCounts `json:"roles,omitempty"`
+	SHA256    string              `json:"sha256,omitempty"`
+	Durations *result.Durations   `json:"durations,omitempty"`
+	// Prune is what the prune after the run's backup did (runs only).
+	Prune *result.Prune `json:"prune,omitempty"`
+	// LastVerified says when the archive was last verified, and how; nil if never (as far as
+	// Temporal remembers).
+	LastVerified *Verified `json:"lastVerified,omitempty"`
+	WorkflowID   string    `json:"workflowId,omitempty"`
+	RunID        string    `json:"runId,omitempty"`
 	// Missing is true when the run completed but its archive is no longer in the bucket.
 	Missing bool   `json:"missing"`
 	Source  Source `json:"source"`
 	// Error says why an archive found in the bucket cannot be described: its manifest is
 	// unreadable (not one of our archives, or corrupt) or could not be fetched this time.
 	Error string `json:"error,omitempty"`
+}
+
+// Verified is the latest successful verification of an archive.
+type Verified struct {
+	At time.Time `json:"at"`
+	// Method is "checksum" or "restore-drill" (result.Verify*).
+	Method string `json:"method"`
 }
 
 // Restorable reports whether b is a candidate for "latest": its archive is in the bucket
@@ -170,7 +181,7 @@ func (c *Catalog) Build(ctx context.Context, runs []Backup) (Snapshot, error) {
 	var objects []storage.ObjectInfo
 	var snap Snapshot
 	err := c.bucket.List(ctx, c.opts.Prefix, func(o storage.ObjectInfo) error {
-		if !strings.HasSuffix(o.Key, ArchiveSuffix) {
+		if !strings.HasSuffix(o.Key, ArchiveSuffix) || archive.IsLongerPrefixName(c.opts.Prefix, o.Key) {
 			return nil
 		}
 		snap.Archives++
@@ -351,23 +362,9 @@ func (c *Catalog) bucketEntry(o storage.ObjectInfo, d described) Backup {
 	return b
 }
 
-var millisSuffix = regexp.MustCompile(`^-([0-9]{1,15})` + regexp.QuoteMeta(ArchiveSuffix) + `$`)
-
 // nameTime parses <prefix>-<unix millis>.tar.gz, the name the backup workflow gives.
 func (c *Catalog) nameTime(key string) (time.Time, bool) {
-	rest, ok := strings.CutPrefix(key, c.opts.Prefix)
-	if !ok {
-		return time.Time{}, false
-	}
-	m := millisSuffix.FindStringSubmatch(rest)
-	if m == nil {
-		return time.Time{}, false
-	}
-	ms, err := strconv.ParseInt(m[1], 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.UnixMilli(ms).UTC(), true
+	return archive.ParseObjectName(c.opts.Prefix, key)
 }
 
 // sortKey orders the list: newest first; at equal times runs before bucket archives, then

@@ -155,6 +155,8 @@ func TestBuildMergesRunsWithBucket(t *testing.T) {
 	b.put("metadata-backup-junk.tar.gz", []byte("not gzip at all"))
 	b.put("metadata-backup-notes.txt", []byte("hello"))
 	b.put("other-prefix-1.tar.gz", a1)
+	// Another deployment's, whose prefix starts with this one: listing by prefix finds it.
+	b.put("metadata-backup-eu-"+strings.TrimPrefix(millisName(t3), "metadata-backup-"), a1)
 
 	c := New(b, Options{Prefix: "metadata-backup"})
 	snap, err := c.Build(ctx, runs)
@@ -216,6 +218,11 @@ func TestBuildMergesRunsWithBucket(t *testing.T) {
 	}
 	if _, ok := got["other-prefix-1.tar.gz"]; ok {
 		t.Error("an archive outside the prefix is listed")
+	}
+	for name := range got {
+		if strings.HasPrefix(name, "metadata-backup-eu-") {
+			t.Errorf("the archive of a longer prefix, %s, is listed", name)
+		}
 	}
 
 	wantBytes := int64(len(a1) + len(a2) + len(f1) + len(f2) + len("not gzip at all"))

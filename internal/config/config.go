@@ -36,6 +36,7 @@ type Config struct {
 	Backup             Backup    `yaml:"backup"`
 	Restore            Restore   `yaml:"restore"`
 	Worker             Worker    `yaml:"worker"`
+	Verify             Verify    `yaml:"verify"`
 	// RetryWindow is how long a backup or restore stage retries a transient fault
 	// (ZooKeeper or S3 unreachable, a session expiry) before it fails, counted from the
 	// stage's start: a stage shorter than its timeout rides out an outage of this long; a long
@@ -67,6 +68,11 @@ type S3 struct {
 	Endpoint       string `yaml:"endpoint"`
 	Region         string `yaml:"region"`
 	ForcePathStyle bool   `yaml:"forcePathStyle"`
+	// ServerSideEncryption is asked of the store on every upload: "" (the bucket's
+	// default), "AES256" (SSE-S3) or "aws:kms" (SSE-KMS, with KMSKeyID or the store's default
+	// key).
+	ServerSideEncryption string `yaml:"serverSideEncryption"`
+	KMSKeyID             string `yaml:"kmsKeyId"`
 }
 
 type Backup struct {
@@ -79,6 +85,9 @@ type Backup struct {
 	// StagingDir holds the dump and the archive between activities (an addition to
 	// StreamNative's values); defaults to the OS temporary directory.
 	StagingDir string `yaml:"stagingDir"`
+	// Retention is how many archives the prune after each backup keeps (restic's `forget`
+	// policy, internal/retention); all 0, the default, deletes nothing.
+	Retention result.Retention `yaml:"retention"`
 }
 
 type Restore struct {
@@ -93,6 +102,40 @@ type Worker struct {
 	// MetricsPort, when not 0, serves the worker's Temporal SDK metrics on /metrics, and
 	// /healthz and /readyz, on this TCP port.
 	MetricsPort int `yaml:"metricsPort"`
+}
+
+// Verify is the restore drill: VerifyWorkflow on its own schedule checks the newest archive
+// whole and, with a scratch ensemble, restores it there and reads it back.
+type Verify struct {
+	Enable   bool     `yaml:"enable"`
+	Interval Duration `yaml:"interval"`
+	// ZooKeeper is the scratch ensemble (comma-separated host:port) the drill restores into
+	// and clears; "" verifies the archive without restoring it. It must not be
+	// zookeeper.servers: the drill deletes everything in it.
+	ZooKeeper string `yaml:"zookeeper"`
+}
+
+// ScratchServers splits verify.zookeeper; nil when it is empty.
+func (v Verify) ScratchServers() ([]string, error) {
+	if strings.TrimSpace(v.ZooKeeper) == "" {
+		return nil, nil
+	}
+	servers, err := ZooKeeper{Servers: v.ZooKeeper}.ServerList()
+	if err != nil {
+		return nil, fmt.Errorf("verify.zookeeper: %w", err)
+	}
+	return servers, nil
+}
+
+// ScratchConfig is c with verify.zookeeper as its ensemble: what the drill's restore
+// activities run with.
+// The drill never writes a real store: the configuration store is unset too, so the drill
+// of an archive with a configuration store apart is refused (ConfigurationStoreMismatch)
+// rather than restored into the deployment's own configuration store.
+func (c Config) ScratchConfig() Config {
+	c.ZooKeeper.Servers = c.Verify.ZooKeeper
+	c.ConfigurationStore = ZooKeeper{SessionTimeout: c.ConfigurationStore.SessionTimeout}
+	return c
 }
 
 // Duration is a time.Duration written as "30s" in YAML; a bare number means seconds.
@@ -131,6 +174,7 @@ func Default() Config {
 			ManagedLedgerPath: "/managed-ledgers",
 		},
 		Restore:     Restore{RestoreVersion: "1"},
+		Verify:      Verify{Interval: Duration(24 * time.Hour)},
 		RetryWindow: Duration(5 * time.Minute),
 	}
 }
@@ -295,6 +339,18 @@ func (c Config) Validate() error {
 	if c.S3.Region == "" {
 		return fmt.Errorf("s3.region: must not be empty")
 	}
+	switch c.S3.ServerSideEncryption {
+	case "", storage.SSEAES256, storage.SSEKMS:
+	default:
+		return fmt.Errorf("s3.serverSideEncryption %q: want %q or %q (or leave it empty for the bucket's default)",
+			c.S3.ServerSideEncryption, storage.SSEAES256, storage.SSEKMS)
+	}
+	if c.S3.KMSKeyID != "" && c.S3.ServerSideEncryption != storage.SSEKMS {
+		return fmt.Errorf("s3.kmsKeyId: only used with s3.serverSideEncryption %q", storage.SSEKMS)
+	}
+	if c.S3.ServerSideEncryption != "" && strings.HasPrefix(strings.ToLower(c.Backup.Bucket), "file:") {
+		return fmt.Errorf("s3.serverSideEncryption %q: backup.bucket %s is a local directory, which the store cannot encrypt", c.S3.ServerSideEncryption, c.Backup.Bucket)
+	}
 	if c.Backup.WebServerPort <= 0 || c.Backup.WebServerPort > 65535 {
 		return fmt.Errorf("backup.webServerPort %d: must be a TCP port (1-65535)", c.Backup.WebServerPort)
 	}
@@ -313,6 +369,15 @@ func (c Config) Validate() error {
 	if err := znode.ValidatePath(c.Backup.ManagedLedgerPath); err != nil || c.Backup.ManagedLedgerPath == "/" {
 		return fmt.Errorf("backup.managedLedgerPath %q: must be an absolute znode path below /", c.Backup.ManagedLedgerPath)
 	}
+	r := c.Backup.Retention
+	for _, k := range []struct {
+		name string
+		v    int
+	}{{"keepLast", r.KeepLast}, {"keepHourly", r.KeepHourly}, {"keepDaily", r.KeepDaily}, {"keepWeekly", r.KeepWeekly}, {"keepMonthly", r.KeepMonthly}} {
+		if k.v < 0 {
+			return fmt.Errorf("backup.retention.%s %d: must be 0 (the rule is off) or a positive count", k.name, k.v)
+		}
+	}
 	if c.Restore.Bucket != "" {
 		if _, err := storage.ParseURL(c.Restore.Bucket); err != nil {
 			return fmt.Errorf("restore.bucket: %w", err)
@@ -330,6 +395,21 @@ func (c Config) Validate() error {
 	}
 	if strings.TrimSpace(c.Restore.RestoreVersion) == "" {
 		return fmt.Errorf("restore.restoreVersion: must not be empty")
+	}
+	if c.Verify.Interval < Duration(time.Minute) {
+		return fmt.Errorf("verify.interval %s: must be at least 1m", time.Duration(c.Verify.Interval))
+	}
+	scratch, err := c.Verify.ScratchServers()
+	if err != nil {
+		return err
+	}
+	live, _ := c.ZooKeeper.ServerList()
+	for _, s := range scratch {
+		for _, l := range live {
+			if s == l {
+				return fmt.Errorf("verify.zookeeper %q: %s is also in zookeeper.servers; the drill clears its scratch ensemble, give it one of its own", c.Verify.ZooKeeper, s)
+			}
+		}
 	}
 	return nil
 }
@@ -430,7 +510,8 @@ func validateHostPort(key, v string) error {
 // StoreOptions maps the s3 section onto the storage package's options. Credentials are not
 // among them: they come from the AWS SDK's default chain.
 func (s S3) StoreOptions() storage.S3Options {
-	return storage.S3Options{Endpoint: s.Endpoint, Region: s.Region, ForcePathStyle: s.ForcePathStyle}
+	return storage.S3Options{Endpoint: s.Endpoint, Region: s.Region, ForcePathStyle: s.ForcePathStyle,
+		ServerSideEncryption: s.ServerSideEncryption, KMSKeyID: s.KMSKeyID}
 }
 
 // StagingRoot is the local directory that holds backups and restores between activities:

@@ -19,8 +19,50 @@ func TestDefaults(t *testing.T) {
 		cfg.Backup.BackupPrefix != "metadata-backup" || cfg.Backup.ManagedLedgerPath != "/managed-ledgers" ||
 		cfg.Restore.RestoreVersion != "1" || cfg.Temporal.TaskQueue != "metadata-backup" ||
 		time.Duration(cfg.ZooKeeper.SessionTimeout) != 30*time.Second || cfg.Backup.Enable || cfg.Restore.Enable ||
-		time.Duration(cfg.RetryWindow) != 5*time.Minute {
+		time.Duration(cfg.RetryWindow) != 5*time.Minute || !cfg.Backup.Retention.Empty() {
 		t.Fatalf("defaults %+v", cfg)
+	}
+}
+
+func TestServerSideEncryption(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"":                                       {"", ""},
+		"s3:\n  serverSideEncryption: AES256\n":  {"AES256", ""},
+		"s3:\n  serverSideEncryption: aws:kms\n": {"aws:kms", ""},
+		"s3:\n  serverSideEncryption: aws:kms\n  kmsKeyId: arn:aws:kms:eu-west-1:1:key/abc\n": {"aws:kms", "arn:aws:kms:eu-west-1:1:key/abc"},
+	} {
+		cfg, err := Parse(strings.NewReader(in))
+		if err != nil {
+			t.Fatalf("%q: %v", in, err)
+		}
+		o := cfg.S3.StoreOptions()
+		if o.ServerSideEncryption != want[0] || o.KMSKeyID != want[1] {
+			t.Errorf("%q: store options %+v", in, o)
+		}
+	}
+}
+
+func TestVerifyDefaultsAndScratch(t *testing.T) {
+	cfg, err := Parse(strings.NewReader("verify:\n  enable: true\n  zookeeper: \"scratch-0:2181,scratch-1:2181\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers, err := cfg.Verify.ScratchServers()
+	if err != nil || len(servers) != 2 || time.Duration(cfg.Verify.Interval) != 24*time.Hour || !cfg.Verify.Enable {
+		t.Fatalf("verify %+v %v %v", cfg.Verify, servers, err)
+	}
+	if sc := cfg.ScratchConfig(); sc.ZooKeeper.Servers != "scratch-0:2181,scratch-1:2181" || cfg.ZooKeeper.Servers != "127.0.0.1:2181" {
+		t.Fatalf("scratch config %q, live %q", sc.ZooKeeper.Servers, cfg.ZooKeeper.Servers)
+	}
+}
+
+func TestRetentionParses(t *testing.T) {
+	cfg, err := Parse(strings.NewReader("backup:\n  retention:\n    keepLast: 3\n    keepHourly: 24\n    keepDaily: 7\n    keepWeekly: 4\n    keepMonthly: 12\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := cfg.Backup.Retention; r.KeepLast != 3 || r.KeepHourly != 24 || r.KeepDaily != 7 || r.KeepWeekly != 4 || r.KeepMonthly != 12 || r.Empty() {
+		t.Fatalf("retention %+v", r)
 	}
 }
 
@@ -60,35 +102,47 @@ restore:
 // Each invalid file fails with one line that names the key and the problem.
 func TestInvalidConfigNamesKey(t *testing.T) {
 	cases := map[string]string{
-		"backup:\n  backupIntervall: 5\n":                                      "backupIntervall",
-		"backup:\n  backupInterval: -5\n":                                      "backup.backupInterval",
-		"backup:\n  backupInterval: soon\n":                                    "backupInterval",
-		"backup:\n  bucket: \"http://x\"\n":                                    "backup.bucket",
-		"backup:\n  bucket: \"s3a://\"\n":                                      "backup.bucket",
-		"backup:\n  webServerPort: 70000\n":                                    "backup.webServerPort",
-		"backup:\n  backupPrefix: \"a/b\"\n":                                   "backup.backupPrefix",
-		"backup:\n  managedLedgerPath: \"ml\"\n":                               "backup.managedLedgerPath",
-		"zookeeper:\n  servers: \"\"\n":                                        "zookeeper.servers",
-		"zookeeper:\n  servers: \"zk\"\n":                                      "zookeeper.servers",
-		"zookeeper:\n  sessionTimeout: 0s\n":                                   "zookeeper.sessionTimeout",
-		"zookeeper:\n  auth: \"digest:onlyuser\"\n":                            "zookeeper.auth",
-		"zookeeper:\n  servers: \"consul://c:8500\"\n":                         "zookeeper.servers",
-		"zookeeper:\n  servers: \"zk1:2181/a//b\"\n":                           "zookeeper.servers",
-		"zookeeper:\n  servers: \"etcd:e1:2379\"\n  auth: \"digest:u:p\"\n":    "zookeeper.auth",
-		"configurationStore:\n  servers: \"foo:bar\"\n":                        "configurationStore.servers",
-		"configurationStore:\n  servers: \"zk9:2181\"\n  sessionTimeout: 0s\n": "configurationStore.sessionTimeout",
-		"configurationStore:\n  auth: \"digest:u:p\"\n":                        "configurationStore.auth",
-		"configurationStore:\n  servers: \"zk9:2181\"\n  auth: \"u:p\"\n":      "configurationStore.auth",
-		"temporal:\n  hostPort: \"nohost\"\n":                                  "temporal.hostPort",
-		"s3:\n  endpoint: \"minio:9000\"\n":                                    "s3.endpoint",
-		"restore:\n  enable: true\n":                                           "restore.restorePoint",
-		"restore:\n  restorePoint: \"s3a://bucket\"\n":                         "restore.restorePoint",
-		"restore:\n  restoreVersion: \"\"\n":                                   "restore.restoreVersion",
-		"retryWindow: 0s\n":                                                    "retryWindow",
-		"retryWindow: 48h\n":                                                   "retryWindow",
-		"nonsense: [":                                                          "yaml",
-		"worker:\n  metricsPort: 70000\n":                                      "worker.metricsPort",
-		"zookeeper:\n  auth: \"digest:u:p\"\n  authFile: /run/zk-auth\n":       "zookeeper.authFile",
+		"backup:\n  backupIntervall: 5\n":                                           "backupIntervall",
+		"backup:\n  backupInterval: -5\n":                                           "backup.backupInterval",
+		"backup:\n  backupInterval: soon\n":                                         "backupInterval",
+		"backup:\n  bucket: \"http://x\"\n":                                         "backup.bucket",
+		"backup:\n  bucket: \"s3a://\"\n":                                           "backup.bucket",
+		"backup:\n  webServerPort: 70000\n":                                         "backup.webServerPort",
+		"backup:\n  backupPrefix: \"a/b\"\n":                                        "backup.backupPrefix",
+		"backup:\n  managedLedgerPath: \"ml\"\n":                                    "backup.managedLedgerPath",
+		"zookeeper:\n  servers: \"\"\n":                                             "zookeeper.servers",
+		"zookeeper:\n  servers: \"zk\"\n":                                           "zookeeper.servers",
+		"zookeeper:\n  sessionTimeout: 0s\n":                                        "zookeeper.sessionTimeout",
+		"zookeeper:\n  auth: \"digest:onlyuser\"\n":                                 "zookeeper.auth",
+		"zookeeper:\n  servers: \"consul://c:8500\"\n":                              "zookeeper.servers",
+		"zookeeper:\n  servers: \"zk1:2181/a//b\"\n":                                "zookeeper.servers",
+		"zookeeper:\n  servers: \"etcd:e1:2379\"\n  auth: \"digest:u:p\"\n":         "zookeeper.auth",
+		"configurationStore:\n  servers: \"foo:bar\"\n":                             "configurationStore.servers",
+		"configurationStore:\n  servers: \"zk9:2181\"\n  sessionTimeout: 0s\n":      "configurationStore.sessionTimeout",
+		"configurationStore:\n  auth: \"digest:u:p\"\n":                             "configurationStore.auth",
+		"configurationStore:\n  servers: \"zk9:2181\"\n  auth: \"u:p\"\n":           "configurationStore.auth",
+		"temporal:\n  hostPort: \"nohost\"\n":                                       "temporal.hostPort",
+		"s3:\n  endpoint: \"minio:9000\"\n":                                         "s3.endpoint",
+		"restore:\n  enable: true\n":                                                "restore.restorePoint",
+		"restore:\n  restorePoint: \"s3a://bucket\"\n":                              "restore.restorePoint",
+		"restore:\n  restoreVersion: \"\"\n":                                        "restore.restoreVersion",
+		"retryWindow: 0s\n":                                                         "retryWindow",
+		"retryWindow: 48h\n":                                                        "retryWindow",
+		"nonsense: [":                                                               "yaml",
+		"worker:\n  metricsPort: 70000\n":                                           "worker.metricsPort",
+		"zookeeper:\n  auth: \"digest:u:p\"\n  authFile: /run/zk-auth\n":            "zookeeper.authFile",
+		"verify:\n  interval: 10s\n":                                                "verify.interval",
+		"verify:\n  zookeeper: nohost\n":                                            "verify.zookeeper",
+		"verify:\n  zookeeper: \"zk-9:2181, 127.0.0.1:2181\"\n":                     "verify.zookeeper",
+		"s3:\n  serverSideEncryption: aes256\n":                                     "s3.serverSideEncryption",
+		"s3:\n  serverSideEncryption: SSE-KMS\n":                                    "s3.serverSideEncryption",
+		"s3:\n  serverSideEncryption: AES256\n  kmsKeyId: k\n":                      "s3.kmsKeyId",
+		"s3:\n  kmsKeyId: k\n":                                                      "s3.kmsKeyId",
+		"s3:\n  serverSideEncryption: AES256\nbackup:\n  bucket: file:///backups\n": "s3.serverSideEncryption",
+		"backup:\n  retention:\n    keepDaily: -1\n":                                "backup.retention.keepDaily",
+		"backup:\n  retention:\n    keepLast: -3\n":                                 "backup.retention.keepLast",
+		"backup:\n  retention:\n    keepYearly: 2\n":                                "keepYearly",
+		"backup:\n  retention:\n    keepWeekly: x\n":                                "backup.retention.keepWeekly",
 	}
 	for in, key := range cases {
 		_, err := Parse(strings.NewReader(in))

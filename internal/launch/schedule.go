@@ -61,13 +61,29 @@ func SyncSchedule(ctx context.Context, c client.Client, d Deployment, enable boo
 			return "", err
 		}
 	}
+	// A backup that cannot finish within ten intervals is stuck, not slow.
+	return syncSchedule(ctx, c, id, result.BackupWorkflowName, d, enable, interval, max(10*interval, 6*time.Hour))
+}
+
+// SyncVerifySchedule does for the restore drill's Schedule (result.VerifyScheduleID: every
+// interval, VerifyWorkflow, overlap skip) what SyncSchedule does for the backups', following
+// verify.enable.
+func SyncVerifySchedule(ctx context.Context, c client.Client, d Deployment, enable bool, interval time.Duration) (ScheduleState, error) {
+	id := result.VerifyScheduleID(d.TaskQueue)
+	if interval <= 0 {
+		return "", fmt.Errorf("schedule %s: interval must be positive", id)
+	}
+	return syncSchedule(ctx, c, id, result.VerifyWorkflowName, d, enable, interval, max(interval, 12*time.Hour))
+}
+
+func syncSchedule(ctx context.Context, c client.Client, id, workflowName string, d Deployment, enable bool, interval, timeout time.Duration) (ScheduleState, error) {
+	sc := c.ScheduleClient()
 	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}}
 	action := &client.ScheduleWorkflowAction{
-		ID:        id,
-		Workflow:  result.BackupWorkflowName,
-		TaskQueue: d.TaskQueue,
-		// A backup that cannot finish within ten intervals is stuck, not slow.
-		WorkflowExecutionTimeout: max(10*interval, 6*time.Hour),
+		ID:                       id,
+		Workflow:                 workflowName,
+		TaskQueue:                d.TaskQueue,
+		WorkflowExecutionTimeout: timeout,
 	}
 	h := sc.GetHandle(ctx, id)
 	desc, err := h.Describe(ctx)
@@ -88,12 +104,15 @@ func SyncSchedule(ctx context.Context, c client.Client, d Deployment, enable boo
 	case err != nil:
 		return "", fmt.Errorf("describe schedule %s: %w", id, err)
 	}
+	if a, ok := desc.Schedule.Action.(*client.ScheduleWorkflowAction); ok && a.Workflow != nil && fmt.Sprint(a.Workflow) != workflowName {
+		return "", fmt.Errorf("%w: schedule %s starts %v, not %s; give this deployment another temporal.taskQueue", errScheduleClaimed, id, a.Workflow, workflowName)
+	}
 	if tq := actionQueue(desc); tq != d.TaskQueue {
 		return "", fmt.Errorf("%w: schedule %s starts backups on task queue %q (%s), not on this worker's %q; leave it alone and give each deployment its own temporal.taskQueue",
 			errScheduleClaimed, id, tq, describeTarget(desc), d.TaskQueue)
 	}
 	if !enable {
-		if err := h.Pause(ctx, client.SchedulePauseOptions{Note: "backup.enable is false"}); err != nil {
+		if err := h.Pause(ctx, client.SchedulePauseOptions{Note: "disabled in the config"}); err != nil {
 			return "", fmt.Errorf("pause schedule %s: %w", id, err)
 		}
 		return SchedulePaused, nil

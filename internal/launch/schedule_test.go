@@ -138,3 +138,35 @@ func TestLegacyScheduleIsMovedToTheDeploymentsOwn(t *testing.T) {
 	}
 	describe(t, c, "metadata-backup-cluster-y")
 }
+
+// The restore drill's schedule follows verify.enable and verify.interval beside the backups';
+// a task queue whose backup schedule would take the drill's ID is refused, naming it.
+func TestSyncVerifySchedule(t *testing.T) {
+	tp := testenv.StartTemporal(t)
+	c := tp.Client(t)
+	ctx := context.Background()
+	d := Deployment{TaskQueue: result.DefaultTaskQueue, Target: "s3a://a/metadata-backup"}
+	if state, err := SyncVerifySchedule(ctx, c, d, false, 24*time.Hour); err != nil || state != ScheduleAbsent {
+		t.Fatalf("disabled: %v %v", state, err)
+	}
+	if state, err := SyncVerifySchedule(ctx, c, d, true, 24*time.Hour); err != nil || state != ScheduleCreated {
+		t.Fatalf("create: %v %v", state, err)
+	}
+	desc := describe(t, c, "metadata-backup-verify")
+	act := desc.Schedule.Action.(*client.ScheduleWorkflowAction)
+	if act.Workflow != result.VerifyWorkflowName || act.TaskQueue != result.DefaultTaskQueue || desc.Schedule.Spec.Intervals[0].Every != 24*time.Hour ||
+		desc.Schedule.Policy.Overlap != enumspb.SCHEDULE_OVERLAP_POLICY_SKIP {
+		t.Fatalf("verify schedule %+v %+v", act, desc.Schedule.Spec)
+	}
+	if state, err := SyncSchedule(ctx, c, d, true, time.Minute); err != nil || state != ScheduleCreated {
+		t.Fatalf("backup schedule beside it: %v %v", state, err)
+	}
+	if state, err := SyncVerifySchedule(ctx, c, d, false, time.Hour); err != nil || state != SchedulePaused || describe(t, c, "metadata-backup").Schedule.State.Paused {
+		t.Fatalf("pausing the drill paused the backups, or failed: %v %v", state, err)
+	}
+	// A deployment on task queue "verify" would put its backups under the default drill's ID.
+	_, err := SyncSchedule(ctx, c, Deployment{TaskQueue: "verify"}, true, time.Minute)
+	if !errors.Is(err, errScheduleClaimed) || !strings.Contains(err.Error(), result.VerifyWorkflowName) {
+		t.Fatalf("colliding schedule ID: %v", err)
+	}
+}

@@ -86,4 +86,155 @@ type Backup struct {
 	// wrong password would have gone unnoticed.
 	AuthUnused bool      `json:"authUnused,omitempty"`
 	Durations  Durations `json:"durations"`
+	// Prune is what the prune after the upload did (without per-archive decisions; the
+	// activity logs those); nil when the run made none (a run of an earlier version).
+	Prune *Prune `json:"prune,omitempty"`
 }
+
+// PruneWorkflowName is the registered type of the workflow `bin/starter prune` runs.
+const PruneWorkflowName = "PruneWorkflow"
+
+// Retention is backup.retention: how many archives to keep, with the semantics of restic's
+// `forget` policy (see internal/retention). Every count 0 keeps everything.
+type Retention struct {
+	KeepLast    int `yaml:"keepLast" json:"keepLast"`
+	KeepHourly  int `yaml:"keepHourly" json:"keepHourly"`
+	KeepDaily   int `yaml:"keepDaily" json:"keepDaily"`
+	KeepWeekly  int `yaml:"keepWeekly" json:"keepWeekly"`
+	KeepMonthly int `yaml:"keepMonthly" json:"keepMonthly"`
+}
+
+// Empty is true when no rule is set: nothing is deleted.
+func (r Retention) Empty() bool { return r == Retention{} }
+
+// Prune actions.
+const (
+	ActionKeep   = "keep"
+	ActionDelete = "delete"
+)
+
+// ArchiveDecision is what a prune decided for one object under the backup prefix.
+type ArchiveDecision struct {
+	// Name is the object key; Time the backup's start its name carries (absent for objects
+	// that are not named as this prefix's archives).
+	Name string     `json:"name"`
+	Time *time.Time `json:"time,omitempty"`
+	Size int64      `json:"size"`
+	// Action is "keep" or "delete"; Rule the rule that decided it (see internal/retention:
+	// a protection, else the first policy rule that keeps it, else "none"); Matches every
+	// policy rule that keeps it.
+	Action  string   `json:"action"`
+	Rule    string   `json:"rule"`
+	Matches []string `json:"matches,omitempty"`
+	// Detail says more about the rule when there is more to say (the marker's run, a
+	// manifest's error).
+	Detail string `json:"detail,omitempty"`
+	// Deleted is true once the object was deleted; Error says why a delete failed.
+	Deleted bool   `json:"deleted,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// PruneCounts sum up one prune.
+type PruneCounts struct {
+	// Objects under the prefix; Archives among them this deployment's archives (by name and
+	// manifest).
+	Objects  int `json:"objects"`
+	Archives int `json:"archives"`
+	// Delete is how many the policy decided to delete; Deleted how many were deleted (0 in
+	// a dry run), DeletedBytes their size; Failed how many deletes failed.
+	Delete       int   `json:"delete"`
+	Deleted      int   `json:"deleted"`
+	DeletedBytes int64 `json:"deletedBytes"`
+	Failed       int   `json:"failed"`
+	// Retained is how many of this deployment's archives remain.
+	Retained int `json:"retained"`
+}
+
+// Prune is the result of one prune: PruneWorkflow's result and what `bin/starter prune`
+// prints. A BackupWorkflow's result holds it without Decisions.
+type Prune struct {
+	Target string    `json:"target,omitempty"`
+	DryRun bool      `json:"dryRun"`
+	Policy Retention `json:"policy"`
+	// Skipped says why nothing was deleted when the prune did not run its deletes (no
+	// policy, the restore marker unreadable).
+	Skipped string `json:"skipped,omitempty"`
+	// Error is set (in a BackupWorkflow's result) when the prune failed; the backup did not.
+	Error string `json:"error,omitempty"`
+	// Seconds is how long the prune took, on the workflow's clock (in a BackupWorkflow's
+	// result).
+	Seconds float64 `json:"seconds,omitempty"`
+	PruneCounts
+	// DeletedNames are the keys deleted (the first 100).
+	DeletedNames []string `json:"deletedNames,omitempty"`
+	// Decisions is every object's decision, this deployment's archives newest first, then
+	// the other objects; at most MaxPruneDecisions (DecisionsTruncated says so; the counts
+	// are exact).
+	Decisions          []ArchiveDecision `json:"decisions,omitempty"`
+	DecisionsTruncated bool              `json:"decisionsTruncated,omitempty"`
+}
+
+// MaxPruneDecisions bounds Prune.Decisions, which travels as a workflow result (Temporal
+// refuses payloads over 2 MB): about 150 bytes each.
+const MaxPruneDecisions = 10000
+
+// MaxPruneDeletedNames bounds Prune.DeletedNames.
+const MaxPruneDeletedNames = 100
+
+// VerifyWorkflowName is the registered type of the restore drill.
+const VerifyWorkflowName = "VerifyWorkflow"
+
+// VerifyScheduleID is the Schedule of the restore drill of the deployment whose workers poll
+// taskQueue: "metadata-backup-verify" for the default queue,
+// "metadata-backup-<taskQueue>-verify" otherwise.
+func VerifyScheduleID(taskQueue string) string { return ScheduleID(taskQueue) + "-verify" }
+
+// Verification methods.
+const (
+	// VerifyChecksum: the whole archive was read and checked (SHA-256 of the object against
+	// the backup's, gzip, every record, the manifest's counts and checksum).
+	VerifyChecksum = "checksum"
+	// VerifyRestoreDrill: that, and the archive restored into a scratch ensemble by the
+	// restore pipeline, read back and found equal to the archive record by record.
+	VerifyRestoreDrill = "restore-drill"
+)
+
+// Verify is VerifyWorkflow's result: one archive verified. A verification that finds a
+// problem fails the workflow instead, naming it.
+type Verify struct {
+	Target string `json:"target"`
+	// Name, URL and BackupTime identify the archive.
+	Name       string    `json:"name"`
+	URL        string    `json:"url"`
+	BackupTime time.Time `json:"backupTime"`
+	// Method is VerifyChecksum or VerifyRestoreDrill; VerifiedAt when the verification ended.
+	Method     string    `json:"method"`
+	VerifiedAt time.Time `json:"verifiedAt"`
+	// SHA256 is the object's; RecordedSHA256 what its backup's result recorded ("" when no
+	// run in Temporal recorded it: then only the manifest's stream checksum vouches for it).
+	SHA256         string `json:"sha256"`
+	RecordedSHA256 string `json:"recordedSha256,omitempty"`
+	Counts
+	// Drill is what the restore drill did (VerifyRestoreDrill only).
+	Drill *Drill `json:"drill,omitempty"`
+	// Seconds is how long the verification took, on the workflow's clock.
+	Seconds float64 `json:"seconds"`
+}
+
+// Drill is a restore drill's account.
+type Drill struct {
+	// Scratch is the ensemble restored into; RestoreWorkflowID the restore's run.
+	Scratch           []string `json:"scratch"`
+	RestoreWorkflowID string   `json:"restoreWorkflowId"`
+	// Created counts the znodes the restore wrote; Compared the archive's records compared
+	// with the tree read back; Skipped those the restore leaves out by its own rules.
+	Created  int64 `json:"created"`
+	Compared int64 `json:"compared"`
+	Skipped  int64 `json:"skipped"`
+	// Cleared counts the znodes deleted from the scratch ensemble afterwards.
+	Cleared int64 `json:"cleared"`
+}
+
+// ScratchTaskQueue is the task queue of the workers that restore into the drill's scratch
+// ensemble (verify.zookeeper) for the deployment of taskQueue.
+func ScratchTaskQueue(taskQueue string) string { return taskQueue + "-verify-scratch" }

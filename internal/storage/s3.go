@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -35,7 +36,20 @@ type S3Options struct {
 	// ForcePathStyle addresses a bucket as endpoint/bucket rather than bucket.endpoint, as
 	// MinIO and most other S3-compatible servers need.
 	ForcePathStyle bool
+	// ServerSideEncryption is sent with every upload, multipart ones included (the
+	// x-amz-server-side-encryption header): "" (the bucket's default), SSEAES256 (keys the
+	// store manages, SSE-S3) or SSEKMS (a KMS key, SSE-KMS).
+	ServerSideEncryption string
+	// KMSKeyID is the KMS key of SSEKMS uploads (x-amz-server-side-encryption-aws-kms-key-id);
+	// empty takes the store's default key.
+	KMSKeyID string
 }
+
+// Values of S3Options.ServerSideEncryption.
+const (
+	SSEAES256 = "AES256"
+	SSEKMS    = "aws:kms"
+)
 
 const (
 	// Each Put holds at most about partConcurrency+2 parts in memory (the manager's buffer
@@ -63,6 +77,8 @@ type s3Store struct {
 	loc      Location
 	client   *s3.Client
 	uploader *manager.Uploader
+	sse      string
+	kmsKeyID string
 }
 
 // NewS3 returns a Store for an s3:// or s3a:// location. It fetches credentials from the
@@ -71,6 +87,15 @@ type s3Store struct {
 func NewS3(ctx context.Context, loc Location, opts S3Options) (Store, error) {
 	if (loc.Scheme != "s3" && loc.Scheme != "s3a") || loc.Bucket == "" {
 		return nil, fmt.Errorf("S3 store for %q: want an s3a:// or s3:// location with a bucket", loc.String())
+	}
+	switch opts.ServerSideEncryption {
+	case "", SSEAES256:
+		if opts.KMSKeyID != "" {
+			return nil, fmt.Errorf("S3 store for %s: a KMS key is only used with server-side encryption %s", loc, SSEKMS)
+		}
+	case SSEKMS:
+	default:
+		return nil, fmt.Errorf("S3 store for %s: server-side encryption %q: want %s or %s", loc, opts.ServerSideEncryption, SSEAES256, SSEKMS)
 	}
 	if opts.Endpoint != "" {
 		u, err := url.Parse(opts.Endpoint)
@@ -118,7 +143,7 @@ func NewS3(ctx context.Context, loc Location, opts S3Options) (Store, error) {
 		// cancelled, and drop the abort's error; Put aborts itself instead.
 		u.LeavePartsOnError = true
 	})
-	return &s3Store{loc: loc, client: client, uploader: uploader}, nil
+	return &s3Store{loc: loc, client: client, uploader: uploader, sse: opts.ServerSideEncryption, kmsKeyID: opts.KMSKeyID}, nil
 }
 
 func (s *s3Store) URL(key string) string { return s.loc.URL(key) }
@@ -144,6 +169,14 @@ func (s *s3Store) Put(ctx context.Context, key string, r io.Reader, size int64) 
 		Bucket: aws.String(s.loc.Bucket),
 		Key:    aws.String(s.objectKey(key)),
 		Body:   &putReader{ctx: ctx, r: r, size: size},
+	}
+	// The uploader copies these into CreateMultipartUpload when the object goes in parts:
+	// every upload, single or multipart, asks for the same encryption.
+	if s.sse != "" {
+		in.ServerSideEncryption = types.ServerSideEncryption(s.sse)
+	}
+	if s.kmsKeyID != "" {
+		in.SSEKMSKeyId = aws.String(s.kmsKeyID)
 	}
 	_, err := s.uploader.Upload(ctx, in, func(u *manager.Uploader) {
 		if size > partSize*9000 { // keep clear of S3's 10000-part limit

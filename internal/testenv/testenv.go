@@ -9,6 +9,8 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -283,14 +285,33 @@ type MinIO struct {
 	AccessKey string
 	SecretKey string
 	Dir       string
+	// KMSKey is the name of the built-in KMS key (WithKMSKey), "" without one.
+	KMSKey    string
+	kmsSecret string
 	t         testing.TB
 	bin       string
 	port      int
 	proc      *process
 }
 
+// MinIOOption changes how StartMinIO starts the server.
+type MinIOOption func(*MinIO)
+
+// WithKMSKey starts MinIO with its built-in KMS: one static key called name, random for this
+// server, given as MINIO_KMS_SECRET_KEY=<name>:<base64 of 32 bytes>. Uploads may then ask
+// for server-side encryption: SSE-S3 (AES256) and SSE-KMS with this key (or no key ID).
+func WithKMSKey(name string) MinIOOption {
+	return func(m *MinIO) {
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			m.t.Fatal(err)
+		}
+		m.KMSKey, m.kmsSecret = name, name+":"+base64.StdEncoding.EncodeToString(key)
+	}
+}
+
 // StartMinIO starts MinIO with fresh storage and random root credentials.
-func StartMinIO(t testing.TB) *MinIO {
+func StartMinIO(t testing.TB, opts ...MinIOOption) *MinIO {
 	t.Helper()
 	m := &MinIO{
 		Dir:       t.TempDir(),
@@ -301,6 +322,9 @@ func StartMinIO(t testing.TB) *MinIO {
 		port:      FreePort(t),
 	}
 	m.Endpoint = fmt.Sprintf("http://127.0.0.1:%d", m.port)
+	for _, o := range opts {
+		o(m)
+	}
 	m.start()
 	t.Cleanup(m.Stop)
 	return m
@@ -314,6 +338,9 @@ func (m *MinIO) start() {
 		"MINIO_BROWSER=off",
 		"MINIO_UPDATE=off",
 		"MINIO_CI_CD=1",
+	}
+	if m.kmsSecret != "" {
+		env = append(env, "MINIO_KMS_SECRET_KEY="+m.kmsSecret)
 	}
 	console := FreePort(m.t)
 	p, err := startProcess("minio", env, m.bin, "server", "--quiet",
