@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,9 +27,18 @@ func newS3Client(endpoint, access, secret string) *s3.Client {
 	})
 }
 
+// makeBucket creates a bucket. A MinIO that answers ready may still say "Server not
+// initialized yet" (503) for a moment on a loaded machine: that is waited out, up to 30 s.
 func makeBucket(ctx context.Context, endpoint, access, secret, name string) error {
-	_, err := newS3Client(endpoint, access, secret).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
-	return err
+	client := newS3Client(endpoint, access, secret)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)})
+		if err == nil || !strings.Contains(err.Error(), "XMinioServerNotInitialized") || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 func waitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
