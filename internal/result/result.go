@@ -87,3 +87,14 @@ type Backup struct {
 	AuthUnused bool      `json:"authUnused,omitempty"`
 	Durations  Durations `json:"durations"`
 }
+
+// Every finished BackupWorkflow and RestoreWorkflow run sets two memo fields, strings, so
+// `temporal workflow describe`, DescribeWorkflowExecution and the Web UI's run view tell
+// what it did without a worker and without decoding its result: MemoSummary, one line
+// (for a backup: znodes, size and object URL; for a restore: znodes created, ledgers kept
+// and dropped), and MemoDetails, the same and more in Markdown. Runs recorded before the
+// summary existed have neither.
+const (
+	MemoSummary = "summary"
+	MemoDetails = "details"
+)
