@@ -43,6 +43,11 @@ const (
 	note       = "managed by pulsar-metadata-backup worker (backup.enable)"
 )
 
+// ScheduledSummary is the static summary of every backup the Schedule starts.
+func ScheduledSummary(target string, interval time.Duration) string {
+	return fmt.Sprintf("scheduled backup to %s, every %s", target, interval)
+}
+
 // SyncSchedule brings this deployment's Schedule (result.ScheduleID of its task queue) in
 // line with backup.enable: when enabled it exists, unpaused, starting BackupWorkflow every
 // interval on the task queue with overlap policy skip; when disabled an existing one is
@@ -68,6 +73,8 @@ func SyncSchedule(ctx context.Context, c client.Client, d Deployment, enable boo
 		TaskQueue: d.TaskQueue,
 		// A backup that cannot finish within ten intervals is stuck, not slow.
 		WorkflowExecutionTimeout: max(10*interval, 6*time.Hour),
+		// What each run's view in the Web UI says before it finishes (its memo says what it did).
+		StaticSummary: ScheduledSummary(d.Target, interval),
 	}
 	h := sc.GetHandle(ctx, id)
 	desc, err := h.Describe(ctx)
