@@ -547,6 +547,10 @@ func TestRestore(t *testing.T) {
 			}
 			time.Sleep(300 * time.Millisecond)
 		}
+		// The run view's current details say which stage it is in (a worker answers).
+		if got := currentDetails(t, c, first.GetID()); !strings.HasPrefix(got, "apply: create ") {
+			t.Errorf("current details while applying: %q", got)
+		}
 		_, _, err = tg.restoreCLI(t, "--restore-point", point, "--restore-version", "race-2")
 		if err == nil || !strings.Contains(err.Error(), "check: restore refused: restore of "+point+" version race-1 is still applying in run "+first.GetID()+"/"+first.GetRunID()) {
 			t.Fatalf("second restore while the first applies: %v", err)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	sdkpb "go.temporal.io/api/sdk/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -71,4 +72,19 @@ func staticSummary(t *testing.T, c client.Client, id string) string {
 		}
 	}
 	return s
+}
+
+// currentDetails asks a run's worker for its current details, as the Web UI's run view does
+// (the SDK's built-in __temporal_workflow_metadata query).
+func currentDetails(t *testing.T, c client.Client, id string) string {
+	t.Helper()
+	v, err := c.QueryWorkflow(context.Background(), id, "", "__temporal_workflow_metadata")
+	if err != nil {
+		t.Fatalf("query %s metadata: %v", id, err)
+	}
+	var md sdkpb.WorkflowMetadata
+	if err := v.Get(&md); err != nil {
+		t.Fatalf("%s metadata: %v", id, err)
+	}
+	return md.GetCurrentDetails()
 }
