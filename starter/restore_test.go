@@ -310,6 +310,30 @@ func TestRestore(t *testing.T) {
 			t.Fatalf("CLI restore report %+v (plan creates %d)", cliRep, plan.Create)
 		}
 		f.checkCounts(t, cliRep)
+		// Both finished runs say what they did in their memo, read as `temporal workflow
+		// describe` reads it, and the real one's worker is not needed for it.
+		summary, details := runSummary(t, f.tp.Client(t), "operator-restore-1")
+		if want := fmt.Sprintf("created %d znodes, kept %d ledgers, dropped %d", cliRep.Created, cliRep.LedgersKept, cliRep.LedgersDropped); summary != want ||
+			cliRep.LedgersKept == 0 || cliRep.LedgersDropped == 0 || !strings.Contains(details, point) {
+			t.Errorf("restore summary %q, want %q; details:\n%s", summary, want, details)
+		}
+		b := f.backup
+		summary, details = runSummary(t, f.tp.Client(t), backupRunID(t, f.tp.Client(t), f.tp.Namespace, b.URL))
+		if !strings.HasPrefix(summary, fmt.Sprintf("%d znodes, ", b.Znodes)) || !strings.HasSuffix(summary, " compressed: "+b.URL) || len(summary) > 200 {
+			t.Errorf("backup summary %q, result: %d znodes at %s", summary, b.Znodes, b.URL)
+		}
+		for _, want := range []string{fmt.Sprintf("(%d bytes)", b.SizeCompressed), fmt.Sprintf("(%d bytes)", b.SizeNonCompressed), b.SHA256, b.ZxidEnd} {
+			if !strings.Contains(details, want) {
+				t.Errorf("backup details lack %q:\n%s", want, details)
+			}
+		}
+		summary, _ = runSummary(t, f.tp.Client(t), rep.WorkflowID)
+		if want := fmt.Sprintf("dry run: would restore %d znodes (%d there already), keep %d ledgers, drop %d", plan.Create, plan.Existing, plan.LedgersKept, plan.LedgersDropped); summary != want {
+			t.Errorf("dry run summary %q, want %q", summary, want)
+		}
+		if got, want := staticSummary(t, f.tp.Client(t), rep.WorkflowID), "dry run of a restore "+point+" version 1"; got != want {
+			t.Errorf("dry run static summary %q, want %q", got, want)
+		}
 		restored := f.checkRestored(t, tg)
 		var marker restore.Marker
 		if err := json.Unmarshal(restored[restore.MarkerPath].Data, &marker); err != nil {
@@ -522,6 +546,10 @@ func TestRestore(t *testing.T) {
 				t.Fatal("the first restore never reached apply")
 			}
 			time.Sleep(300 * time.Millisecond)
+		}
+		// The run view's current details say which stage it is in (a worker answers).
+		if got := currentDetails(t, c, first.GetID()); !strings.HasPrefix(got, "apply: create ") {
+			t.Errorf("current details while applying: %q", got)
 		}
 		_, _, err = tg.restoreCLI(t, "--restore-point", point, "--restore-version", "race-2")
 		if err == nil || !strings.Contains(err.Error(), "check: restore refused: restore of "+point+" version race-1 is still applying in run "+first.GetID()+"/"+first.GetRunID()) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -168,6 +169,9 @@ func TestTwoStoresAndChroots(t *testing.T) {
 		c := rep.Configuration
 		if c == nil || c.Mode != restore.ConfigExclusive || c.Created == 0 || c.Conflicts.Count != 0 || c.Journaled != 0 || rep.ConfigurationTarget != "zk:"+tg.conf.Addr {
 			t.Fatalf("configuration report %+v, target %q", c, rep.ConfigurationTarget)
+		}
+		if summary, _ := runSummary(t, f.tp.Client(t), rep.WorkflowID); !strings.HasSuffix(summary, fmt.Sprintf("; configuration (%s): created %d", c.Mode, c.Created)) {
+			t.Errorf("summary %q lacks the configuration store's mode and created %d", summary, c.Created)
 		}
 		if rep.Plan == nil || rep.Plan.Configuration == nil || len(rep.Plan.Configuration.InitReplaced.First) == 0 {
 			t.Fatalf("plan of the configuration role: %+v", rep.Plan)

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"fmt"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -41,11 +42,15 @@ func BackupWorkflow(ctx workflow.Context) (BackupResult, error) {
 	b.stages = newStages(target.RetryWindow, time.Minute)
 	b.res = BackupResult{Target: target.Target, Time: b.start.UTC()}
 	if err := withSessions(ctx, "backup", backupSession, maxBackupSessions, b.inSession); err != nil {
+		showStage(ctx, "**Failed**: "+Cause(err))
 		return b.res, err
 	}
 	b.res.Durations.Total = b.total()
 	if workflow.GetVersion(ctx, pruneAfterBackupChange, workflow.DefaultVersion, 1) == 1 {
 		b.res.Prune = b.prune(ctx)
+	}
+	if err := recordSummary(ctx, backupSummary(b.res), backupDetails(b.res)); err != nil {
+		return b.res, err
 	}
 	return b.res, nil
 }
@@ -97,6 +102,7 @@ type backupRun struct {
 func (b *backupRun) inSession(sctx workflow.Context) error {
 	d := &b.res.Durations
 	var prep activities.PrepareResult
+	showStage(sctx, "1/4 prepare")
 	err := workflow.ExecuteActivity(b.session(sctx, time.Minute), a.Prepare, activities.PrepareInput{StartMillis: b.start.UnixMilli()}).Get(sctx, &prep)
 	d.Prepare += b.lap()
 	if err != nil {
@@ -112,6 +118,7 @@ func (b *backupRun) inSession(sctx workflow.Context) error {
 	b.res.Name, b.res.URL = prep.Key, prep.URL
 
 	var dump activities.DumpResult
+	showStage(sctx, "2/4 dump into "+prep.URL+" (znodes so far: the pending activity's heartbeat details)")
 	err = workflow.ExecuteActivity(b.session(sctx, 2*time.Hour), a.Dump, activities.DumpInput{StagingDir: prep.StagingDir}).Get(sctx, &dump)
 	d.Dump += b.lap()
 	if err != nil {
@@ -119,6 +126,7 @@ func (b *backupRun) inSession(sctx workflow.Context) error {
 	}
 
 	var comp activities.CompressResult
+	showStage(sctx, fmt.Sprintf("3/4 compress %d znodes", dump.Manifest.Znodes))
 	err = workflow.ExecuteActivity(b.session(sctx, time.Hour), a.Compress, activities.CompressInput{Prepare: prep, Dump: dump}).Get(sctx, &comp)
 	d.Compression += b.lap()
 	if err != nil {
@@ -126,6 +134,7 @@ func (b *backupRun) inSession(sctx workflow.Context) error {
 	}
 
 	var up activities.UploadResult
+	showStage(sctx, fmt.Sprintf("4/4 upload %s to %s", iec(comp.SizeCompressed), prep.URL))
 	err = workflow.ExecuteActivity(b.session(sctx, 2*time.Hour), a.Upload, activities.UploadInput{ArchivePath: comp.ArchivePath, Key: prep.Key, Size: comp.SizeCompressed}).Get(sctx, &up)
 	d.Upload += b.lap()
 	if err != nil {

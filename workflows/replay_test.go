@@ -17,7 +17,9 @@ import (
 // starter's record test: `go test -tags record -run TestRecordHistories ./starter`) replay
 // against the workflows as they are now. A change that would break a running schedule's or
 // restore's determinism fails here first; a change that is meant to, must version itself
-// (workflow.GetVersion) or re-record.
+// (workflow.GetVersion) or re-record. Before re-recording a versioned change, keep the
+// current files under a new name (backup-before-summary.json, ...): they are what runs
+// started by the previous version replay as.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "histories", "*.json"))
 	if err != nil {

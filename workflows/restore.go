@@ -182,19 +182,26 @@ func RestoreWorkflow(ctx workflow.Context, in RestoreInput) (RestoreReport, erro
 		return r.rep, err
 	}
 	if chk.Decision == restore.DecisionAlreadyRestored {
-		return r.alreadyRestored(chk), nil
+		return r.finish(r.alreadyRestored(chk))
 	}
 	r.chk = chk
 	if err := withSessions(ctx, "restore", restoreSession, maxRestoreSessions, r.inSession); err != nil {
+		showStage(ctx, "**Failed**: "+Cause(err))
 		return r.rep, err
 	}
 	if !r.ended() {
+		showStage(ctx, "mark the target restored")
 		if err := r.mark(); err != nil {
 			return r.rep, err
 		}
 	}
 	r.rep.Durations.Total = r.total()
-	return r.rep, nil
+	return r.finish(r.rep)
+}
+
+// finish records the finished run's summary (recordSummary) and returns its report.
+func (r *restoreRun) finish(rep RestoreReport) (RestoreReport, error) {
+	return rep, recordSummary(r.ctx, restoreSummary(rep), restoreDetails(rep))
 }
 
 // restoreRun is one RestoreWorkflow: what it learned so far and how far it got.
@@ -289,6 +296,7 @@ func (r *restoreRun) inSession(sctx workflow.Context) error {
 // download fetches the archive; after the first time the object must not have changed.
 func (r *restoreRun) download(sctx workflow.Context) error {
 	r.lap()
+	showStage(sctx, "download "+r.rep.RestorePoint+" (progress: the pending activity's heartbeat details)")
 	var got activities.DownloadResult
 	err := workflow.ExecuteActivity(r.session(sctx, 2*time.Hour), ra.DownloadArchive, activities.DownloadInput{
 		RestorePoint: r.rep.RestorePoint, ExpectSHA256: r.dl.SHA256,
@@ -307,6 +315,7 @@ func (r *restoreRun) download(sctx workflow.Context) error {
 }
 
 func (r *restoreRun) validate(sctx workflow.Context) error {
+	showStage(sctx, fmt.Sprintf("validate %d znodes (progress: the pending activity's heartbeat details)", r.dl.Manifest.Znodes))
 	err := workflow.ExecuteActivity(r.session(sctx, time.Hour), ra.ValidateArchive, activities.ArchiveInput{ArchivePath: r.dl.ArchivePath}).Get(sctx, nil)
 	r.rep.Durations.Validate += r.lap()
 	if err != nil {
@@ -318,6 +327,7 @@ func (r *restoreRun) validate(sctx workflow.Context) error {
 // makePlan plans the restore and reports it; a dry run ends here. Conflicting znodes and
 // ledger collisions refuse a real restore.
 func (r *restoreRun) makePlan(sctx workflow.Context) error {
+	showStage(sctx, "plan (progress: the pending activity's heartbeat details)")
 	err := workflow.ExecuteActivity(r.session(sctx, time.Hour), ra.PlanRestore, activities.PlanInput{
 		ArchivePath: r.dl.ArchivePath, CompareTarget: r.chk.Decision == restore.DecisionFresh, RestoredAt: r.start,
 	}).Get(sctx, &r.plan)
@@ -383,6 +393,8 @@ func (r *restoreRun) begin() error {
 }
 
 func (r *restoreRun) apply(sctx workflow.Context) error {
+	showStage(sctx, fmt.Sprintf("apply: create %d znodes, keep %d ledgers, drop %d (progress: the pending activity's heartbeat details)",
+		r.plan.Create, r.plan.LedgersKept, r.plan.LedgersDropped))
 	err := workflow.ExecuteActivity(r.session(sctx, 6*time.Hour), ra.ApplyArchive, activities.ApplyInput{
 		ArchivePath: r.dl.ArchivePath, LedgerIDFloor: r.plan.LedgerIDFloor, ConfigMode: r.configMode(),
 	}).Get(sctx, &r.stats)

@@ -14,6 +14,16 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
 )
 
+// RestoreStartSummary is a restore run's static summary, shown in the Web UI from its start:
+// what it restores (its memo says, once it ends, what it did).
+func RestoreStartSummary(in workflows.RestoreInput) string {
+	s := "restore " + in.RestorePoint + " version " + in.RestoreVersion
+	if in.DryRun {
+		s = "dry run of a " + s
+	}
+	return s
+}
+
 // StartRestore starts RestoreWorkflow for in (whose RestorePoint must be resolved, see
 // restore.ResolvePoint) under its derived ID on taskQueue. The reuse policy allows a new run
 // of the ID only when the earlier one failed (refused included), was cancelled, terminated
@@ -27,6 +37,7 @@ func StartRestore(ctx context.Context, c client.Client, taskQueue string, in wor
 		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		WorkflowExecutionTimeout:                 24 * time.Hour,
+		StaticSummary:                            RestoreStartSummary(in),
 	}, result.RestoreWorkflowName, in)
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {

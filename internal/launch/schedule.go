@@ -43,6 +43,20 @@ const (
 	note       = "managed by pulsar-metadata-backup worker (backup.enable)"
 )
 
+// ScheduledSummary is the static summary of every backup the Schedule starts.
+func ScheduledSummary(target string, interval time.Duration) string {
+	return fmt.Sprintf("scheduled backup to %s, every %s", target, interval)
+}
+
+// staticSummary is a scheduled run's static summary: a backup's (ScheduledSummary) or a
+// restore drill's.
+func staticSummary(workflowName, target string, interval time.Duration) string {
+	if workflowName == result.VerifyWorkflowName {
+		return fmt.Sprintf("scheduled restore drill of the newest archive of %s, every %s", target, interval)
+	}
+	return ScheduledSummary(target, interval)
+}
+
 // SyncSchedule brings this deployment's Schedule (result.ScheduleID of its task queue) in
 // line with backup.enable: when enabled it exists, unpaused, starting BackupWorkflow every
 // interval on the task queue with overlap policy skip; when disabled an existing one is
@@ -84,6 +98,8 @@ func syncSchedule(ctx context.Context, c client.Client, id, workflowName string,
 		Workflow:                 workflowName,
 		TaskQueue:                d.TaskQueue,
 		WorkflowExecutionTimeout: timeout,
+		// What each run's view in the Web UI says before it finishes (its memo says what it did).
+		StaticSummary: staticSummary(workflowName, d.Target, interval),
 	}
 	h := sc.GetHandle(ctx, id)
 	desc, err := h.Describe(ctx)

@@ -46,7 +46,7 @@ func TestSyncScheduleFollowsConfig(t *testing.T) {
 		t.Fatalf("policy %v paused %v", desc.Schedule.Policy.Overlap, desc.Schedule.State.Paused)
 	}
 	act := desc.Schedule.Action.(*client.ScheduleWorkflowAction)
-	if act.Workflow != result.BackupWorkflowName || act.TaskQueue != result.DefaultTaskQueue {
+	if act.Workflow != result.BackupWorkflowName || act.TaskQueue != result.DefaultTaskQueue || act.StaticSummary != "scheduled backup to "+d.Target+", every 10m0s" {
 		t.Fatalf("action %+v", act)
 	}
 

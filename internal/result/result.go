@@ -238,3 +238,14 @@ type Drill struct {
 // ScratchTaskQueue is the task queue of the workers that restore into the drill's scratch
 // ensemble (verify.zookeeper) for the deployment of taskQueue.
 func ScratchTaskQueue(taskQueue string) string { return taskQueue + "-verify-scratch" }
+
+// Every finished BackupWorkflow and RestoreWorkflow run sets two memo fields, strings, so
+// `temporal workflow describe`, DescribeWorkflowExecution and the Web UI's run view tell
+// what it did without a worker and without decoding its result: MemoSummary, one line
+// (for a backup: znodes, size and object URL; for a restore: znodes created, ledgers kept
+// and dropped), and MemoDetails, the same and more in Markdown. Runs recorded before the
+// summary existed have neither.
+const (
+	MemoSummary = "summary"
+	MemoDetails = "details"
+)

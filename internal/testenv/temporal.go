@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -92,4 +93,12 @@ func (tp *Temporal) Client(t testing.TB) client.Client {
 	}
 	t.Cleanup(c.Close)
 	return c
+}
+
+// RestartWithUI stops the server and starts it again with the same state and the Web UI on
+// uiPort, for looking at what tests left (the screenshots in docs/ are taken so).
+func (tp *Temporal) RestartWithUI(uiPort int) {
+	tp.opts.EnableUI, tp.opts.UIPort = true, fmt.Sprint(uiPort)
+	tp.opts.ExtraArgs = slices.DeleteFunc(slices.Clone(tp.opts.ExtraArgs), func(a string) bool { return a == "--headless" })
+	tp.Restart()
 }

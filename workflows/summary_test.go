@@ -1,0 +1,56 @@
+package workflows
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
+)
+
+func TestIEC(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
+		if got := iec(n); got != want {
+			t.Errorf("iec(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestSummaries(t *testing.T) {
+	b := BackupResult{URL: "s3a://b/metadata-backup-1.tar.gz", Counts: result.Counts{Znodes: 1234}, SizeCompressed: 3 << 20, SizeNonCompressed: 7 << 20}
+	if got, want := backupSummary(b), "1234 znodes, 3.0 MiB compressed: s3a://b/metadata-backup-1.tar.gz"; got != want {
+		t.Errorf("backup summary %q, want %q", got, want)
+	}
+	if d := backupDetails(b); !strings.Contains(d, "(3145728 bytes)") || !strings.Contains(d, "(7340032 bytes)") || strings.Contains(d, "were not proven") {
+		t.Errorf("backup details:\n%s", d)
+	}
+	if d := backupDetails(BackupResult{AuthUnused: true}); !strings.Contains(d, "were not proven") {
+		t.Errorf("details of a backup whose auth was never needed do not say so:\n%s", d)
+	}
+
+	r := RestoreReport{RestorePoint: "s3a://b/k", RestoreVersion: "2", Created: 10, LedgersKept: 3, LedgersDropped: 4,
+		Skipped: map[string]int64{"ephemeral": 0, "bookkeeper": 5}}
+	for _, c := range []struct {
+		name string
+		edit func(*RestoreReport)
+		want string
+	}{
+		{"real", func(*RestoreReport) {}, "created 10 znodes, kept 3 ledgers, dropped 4"},
+		{"with a configuration store", func(r *RestoreReport) { r.Configuration = &restore.ConfigStats{Mode: "shared", Created: 7} },
+			"created 10 znodes, kept 3 ledgers, dropped 4; configuration (shared): created 7"},
+		{"dry run", func(r *RestoreReport) {
+			r.DryRun, r.Created, r.Existing, r.Plan = true, 0, 2, &restore.Plan{Create: 12}
+		},
+			"dry run: would restore 12 znodes (2 there already), keep 3 ledgers, drop 4"},
+		{"already restored", func(r *RestoreReport) { r.AlreadyRestored, r.Created = true, 0 }, "already restored: nothing done, s3a://b/k version 2"},
+	} {
+		rep := r
+		c.edit(&rep)
+		if got := restoreSummary(rep); got != c.want {
+			t.Errorf("%s: summary %q, want %q", c.name, got, c.want)
+		}
+	}
+	if d := restoreDetails(r); !strings.Contains(d, "- skipped: bookkeeper 5\n") || strings.Contains(d, "ephemeral") {
+		t.Errorf("restore details list skipped reasons wrongly:\n%s", d)
+	}
+}
