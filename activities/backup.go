@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"filippo.io/age"
 	"github.com/go-zookeeper/zk"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.temporal.io/sdk/activity"
@@ -306,6 +307,16 @@ func (b *Backup) Compress(ctx context.Context, in CompressInput) (CompressResult
 		}}
 		in.Prepare.Roles = []RolePrep{{Role: archive.RoleLocal, ZxidStart: in.Prepare.ZxidStart}}
 	}
+	// backup.encryption.recipients: each stream is encrypted to them (age) and the manifest
+	// says so; it stays plaintext.
+	var recipients []age.Recipient
+	if keys := b.Config.Backup.Encryption.Recipients; len(keys) > 0 {
+		var err error
+		if recipients, err = archive.ParseRecipients(keys); err != nil {
+			return CompressResult{}, nonRetryable(ErrTypeInvalidConfig, fmt.Errorf("backup.encryption.recipients: %w", err))
+		}
+		m.Encryption = &archive.Encryption{Scheme: "age", Recipients: keys}
+	}
 	streams := make([]archive.Stream, len(m.Roles))
 	for i := range m.Roles {
 		r := &m.Roles[i]
@@ -314,12 +325,20 @@ func (b *Backup) Compress(ctx context.Context, in CompressInput) (CompressResult
 				r.Consistency.ZxidStart = archive.Zxid(p.ZxidStart)
 			}
 		}
-		f, err := os.Open(filepath.Join(in.Prepare.StagingDir, r.Stream))
+		path := filepath.Join(in.Prepare.StagingDir, r.Stream)
+		size := r.StreamBytes
+		if m.Encryption != nil {
+			var err error
+			if path, size, err = encryptFile(path, recipients); err != nil {
+				return CompressResult{}, err
+			}
+		}
+		f, err := os.Open(path)
 		if err != nil {
 			return CompressResult{}, fmt.Errorf("open dump of %s: %w", r.Role, err)
 		}
 		defer f.Close()
-		streams[i] = archive.Stream{R: f, Size: r.StreamBytes}
+		streams[i] = archive.Stream{R: f, Size: size}
 	}
 	out := filepath.Join(in.Prepare.StagingDir, in.Prepare.Key)
 	f, err := os.OpenFile(out, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -350,6 +369,33 @@ func (b *Backup) Compress(ctx context.Context, in CompressInput) (CompressResult
 		return CompressResult{}, fmt.Errorf("write archive %s: %w", out, err)
 	}
 	return CompressResult{ArchivePath: out, SizeNonCompressed: tarSize, SizeCompressed: cw.n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// encryptFile writes path's content encrypted to recipients into path.age, and returns that
+// file and its size. A retry writes it again.
+func encryptFile(path string, recipients []age.Recipient) (string, int64, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("encrypt %s: %w", path, err)
+	}
+	defer src.Close()
+	out := path + archive.EncryptedSuffix
+	dst, err := os.OpenFile(out, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return "", 0, fmt.Errorf("encrypt %s: %w", path, err)
+	}
+	cw := &countingWriter{w: dst}
+	err = archive.EncryptStream(cw, src, recipients)
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("encrypt %s: %w", path, err)
+	}
+	return out, cw.n, nil
 }
 
 // UploadInput names the file and its key.
@@ -462,6 +508,7 @@ const (
 	ErrTypeCorrupt        = "CorruptArchive"
 	ErrTypeInvalidConfig  = "InvalidConfig"
 	ErrTypeChrootNotFound = "ChrootNotFound"
+	ErrTypeEncrypted      = "ArchiveEncrypted"
 )
 
 // classify marks errors that retrying cannot fix as non-retryable, keeping the message.
@@ -477,6 +524,8 @@ func classify(err error) error {
 		return nonRetryable(ErrTypeZooKeeperAuth, err)
 	case errors.Is(err, archive.ErrCorrupt):
 		return nonRetryable(ErrTypeCorrupt, err)
+	case errors.Is(err, archive.ErrEncrypted):
+		return nonRetryable(ErrTypeEncrypted, err)
 	case errors.Is(err, zookeeper.ErrChrootMissing):
 		return nonRetryable(ErrTypeChrootNotFound, err)
 	}

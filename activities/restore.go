@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,6 +46,8 @@ const (
 	ErrTypeUnrestorable         = "UnrestorableArchive"
 	ErrTypeArchiveChanged       = "ArchiveChanged"
 	ErrTypeTargetChanged        = "TargetChanged"
+	// ErrTypeNoIdentity: the archive is encrypted and no configured age identity opens it.
+	ErrTypeNoIdentity = "NoIdentityMatches"
 )
 
 // ResolveInput is the workflow's input as given.
@@ -208,12 +211,55 @@ func (r *Restore) DownloadArchive(ctx context.Context, in DownloadInput) (Downlo
 		return DownloadResult{}, fmt.Errorf("create staging dir: %w", err)
 	}
 	res, err := download(ctx, store, key, dir, in)
+	if err == nil && res.Manifest.Encryption != nil {
+		err = r.decrypt(in.RestorePoint, res.ArchivePath, res.Manifest.Encryption)
+	}
 	if err != nil {
 		// The workflow cleans up only after a download it knows of.
 		_ = os.RemoveAll(dir)
 		return DownloadResult{}, err
 	}
 	return res, nil
+}
+
+// decrypt turns an encrypted archive into its plaintext archive in place, with the identity
+// of restore.encryption.identityFile, before any stage reads a record: an archive encrypted
+// to someone else fails here, before anything is written. The file's content never leaves
+// this process (not in errors, inputs or results).
+func (r *Restore) decrypt(point, path string, e *archive.Encryption) error {
+	idFile := r.Config.Restore.Encryption.IdentityFile
+	if idFile == "" {
+		return nonRetryable(ErrTypeNoIdentity, fmt.Errorf("%s: %w to age recipient(s) %s, and restore.encryption.identityFile is not set", point, archive.ErrEncrypted, strings.Join(e.Recipients, ", ")))
+	}
+	ids, err := archive.ReadIdentityFile(idFile)
+	if err != nil {
+		return nonRetryable(ErrTypeInvalidConfig, fmt.Errorf("restore.encryption.identityFile: %w", err))
+	}
+	src, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("decrypt: %w", err)
+	}
+	defer src.Close()
+	part := path + ".plain.part"
+	dst, err := os.OpenFile(part, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("decrypt: %w", err)
+	}
+	defer os.Remove(part)
+	_, err = archive.Decrypt(src, dst, ids)
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case errors.Is(err, archive.ErrNoIdentity):
+		return nonRetryable(ErrTypeNoIdentity, fmt.Errorf("%s: %w", point, err))
+	case err != nil:
+		return classifyRestore(fmt.Errorf("%s: %w", point, err))
+	}
+	if err := os.Rename(part, path); err != nil {
+		return fmt.Errorf("decrypt: %w", err)
+	}
+	return nil
 }
 
 func download(ctx context.Context, store storage.Store, key, dir string, in DownloadInput) (DownloadResult, error) {

@@ -69,6 +69,13 @@ type Manifest struct {
 	// version-1 manifest has none written; readers fill in its one local role.
 	Roles []Role `json:"roles,omitempty"`
 
+	// Encryption, when set, says every role's stream is encrypted with age to Recipients: its
+	// tar entry is named <stream>.age and holds the ciphertext of the stream the role
+	// describes (StreamBytes and StreamSHA256 are the plaintext's). The manifest itself is
+	// plaintext. Readers refuse such an archive (ErrEncrypted) until Decrypt has turned it
+	// into the plaintext archive.
+	Encryption *Encryption `json:"encryption,omitempty"`
+
 	// Version 1 only, at the top level, for its one store; readers of version 2 leave them
 	// empty (see Roles).
 	Source       []string `json:"source,omitempty"`
@@ -78,6 +85,17 @@ type Manifest struct {
 	StreamBytes  int64    `json:"streamBytes,omitempty"`
 	StreamSHA256 string   `json:"streamSha256,omitempty"`
 }
+
+// Encryption describes an encrypted archive's streams.
+type Encryption struct {
+	// Scheme is "age" (age-encryption.org/v1, X25519 recipients).
+	Scheme string `json:"scheme"`
+	// Recipients are the age public keys the streams are encrypted to.
+	Recipients []string `json:"recipients"`
+}
+
+// EncryptedSuffix ends the tar entry name of an encrypted stream.
+const EncryptedSuffix = ".age"
 
 // Role is one store's part of a backup.
 type Role struct {
@@ -190,7 +208,8 @@ type Stream struct {
 }
 
 // Write writes a version-2 archive: manifest.json, then each role's stream, in m.Roles
-// order (streams[i] is m.Roles[i]'s). It returns the size of the uncompressed tar. Each
+// order (streams[i] is m.Roles[i]'s). With m.Encryption set the streams given are the
+// ciphertexts (EncryptStream), written as <stream>.age. It returns the size of the uncompressed tar. Each
 // role's StreamBytes must equal its stream's size, and the totals must add up.
 func Write(w io.Writer, m Manifest, streams []Stream) (tarSize int64, err error) {
 	if len(m.Roles) == 0 || len(streams) != len(m.Roles) {
@@ -203,6 +222,11 @@ func Write(w io.Writer, m Manifest, streams []Stream) (tarSize int64, err error)
 	}
 	entries := make([]entry, len(streams))
 	for i, r := range m.Roles {
+		if m.Encryption != nil {
+			// The ciphertext's size is the stream's; the manifest's is the plaintext's.
+			entries[i] = entry{r.Stream + EncryptedSuffix, streams[i]}
+			continue
+		}
 		if r.StreamBytes != streams[i].Size {
 			return 0, fmt.Errorf("write archive: manifest says %d bytes for role %s, stream has %d", r.StreamBytes, r.Role, streams[i].Size)
 		}
@@ -343,6 +367,9 @@ func newReader(r io.Reader, want func(string) bool, need string) (*Reader, error
 	if ar.manifest, err = decodeManifest(raw, true); err != nil {
 		return nil, err
 	}
+	if e := ar.manifest.Encryption; e != nil {
+		return nil, fmt.Errorf("%w to %d age recipient(s) (%s): decrypt it with an identity first", ErrEncrypted, len(e.Recipients), strings.Join(e.Recipients, ", "))
+	}
 	if need != "" {
 		if _, ok := ar.manifest.Role(need); !ok {
 			return nil, fmt.Errorf("%w: %s (the archive holds %s)", ErrNoRole, need, ar.manifest.roleNames())
@@ -479,6 +506,9 @@ func (m Manifest) check() error {
 	}
 	if !seen[RoleLocal] {
 		return corrupt("manifest has no %s role", RoleLocal)
+	}
+	if e := m.Encryption; e != nil && (e.Scheme != "age" || len(e.Recipients) == 0) {
+		return corrupt("manifest encryption %q with %d recipients: want age with at least one", e.Scheme, len(e.Recipients))
 	}
 	if sum != m.Counts {
 		return corrupt("manifest totals %+v are not the sum of its roles' %+v", m.Counts, sum)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"filippo.io/age"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
@@ -88,6 +89,9 @@ type Backup struct {
 	// Retention is how many archives the prune after each backup keeps (restic's `forget`
 	// policy, internal/retention); all 0, the default, deletes nothing.
 	Retention result.Retention `yaml:"retention"`
+	// Encryption encrypts each archive's record streams to age recipients (client-side
+	// encryption at rest); the manifest stays readable.
+	Encryption BackupEncryption `yaml:"encryption"`
 }
 
 type Restore struct {
@@ -95,6 +99,21 @@ type Restore struct {
 	RestorePoint   string `yaml:"restorePoint"`
 	RestoreVersion string `yaml:"restoreVersion"`
 	Bucket         string `yaml:"bucket"`
+	// Encryption names the age identity that decrypts encrypted archives (restore and drill).
+	Encryption RestoreEncryption `yaml:"encryption"`
+}
+
+// BackupEncryption is backup.encryption.
+type BackupEncryption struct {
+	// Recipients are age public keys ("age1..."); empty: archives are not encrypted.
+	Recipients []string `yaml:"recipients"`
+}
+
+// RestoreEncryption is restore.encryption.
+type RestoreEncryption struct {
+	// IdentityFile is a file of age identities ("AGE-SECRET-KEY-1..."), as age-keygen writes.
+	// Its content is never logged nor put in a workflow's input or history.
+	IdentityFile string `yaml:"identityFile"`
 }
 
 // Worker holds the worker process's own settings (additions to StreamNative's values).
@@ -376,6 +395,11 @@ func (c Config) Validate() error {
 	}{{"keepLast", r.KeepLast}, {"keepHourly", r.KeepHourly}, {"keepDaily", r.KeepDaily}, {"keepWeekly", r.KeepWeekly}, {"keepMonthly", r.KeepMonthly}} {
 		if k.v < 0 {
 			return fmt.Errorf("backup.retention.%s %d: must be 0 (the rule is off) or a positive count", k.name, k.v)
+		}
+	}
+	for i, r := range c.Backup.Encryption.Recipients {
+		if _, err := age.ParseX25519Recipient(strings.TrimSpace(r)); err != nil {
+			return fmt.Errorf("backup.encryption.recipients[%d] %q: not an age public key (age1...)", i, r)
 		}
 	}
 	if c.Restore.Bucket != "" {
