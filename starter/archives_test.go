@@ -328,7 +328,7 @@ func TestInspectAndDiffOfTwoRealBackups(t *testing.T) {
 // own account of it.
 func checkInspect(t *testing.T, s inspect.Summary, b result.Backup, sum pulsartree.Summary) {
 	t.Helper()
-	if s.URL != b.URL || s.Manifest.Znodes != b.Znodes || s.Manifest.ZxidEnd != b.ZxidEnd {
+	if s.URL != b.URL || s.Manifest.Znodes != b.Znodes || s.Manifest.Local().Consistency.ZxidEnd != b.ZxidEnd {
 		t.Errorf("inspect of %s: url %s, manifest %+v", b.URL, s.URL, s.Manifest)
 	}
 	var total int64

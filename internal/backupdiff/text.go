@@ -20,7 +20,7 @@ func (r Result) WriteText(w io.Writer) error {
 		side  Side
 	}{{"from", r.From}, {"to  ", r.To}} {
 		m := s.side.Manifest
-		p("%s  %s (%s, %d znodes, zxid %s)\n", s.label, s.side.URL, m.StartTime.UTC().Format("2006-01-02T15:04:05Z"), m.Znodes, m.ZxidEnd)
+		p("%s  %s (%s, %d znodes, zxid %s)\n", s.label, s.side.URL, m.StartTime.UTC().Format("2006-01-02T15:04:05Z"), m.Znodes, m.Local().Consistency.ZxidEnd)
 	}
 	p("\n")
 	for _, l := range []struct {

@@ -23,11 +23,19 @@ func (s Summary) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "archive   %s\n", s.URL)
 	}
 	fmt.Fprintf(w, "format    %d (%s, tool %s)\n", m.FormatVersion, m.Kind, m.ToolVersion)
-	fmt.Fprintf(w, "source    %s\n", strings.Join(m.Source, ","))
 	fmt.Fprintf(w, "time      %s .. %s\n", m.StartTime.UTC().Format("2006-01-02T15:04:05.000Z"), m.EndTime.UTC().Format("2006-01-02T15:04:05.000Z"))
-	fmt.Fprintf(w, "zxids     %s .. %s (highest in the tree %s)\n", m.ZxidStart, m.ZxidEnd, m.MaxZxid)
 	fmt.Fprintf(w, "znodes    %d (%s of data), %d ephemeral skipped, %d vanished during the backup\n", m.Znodes, Bytes(m.DataBytes), m.EphemeralSkipped, m.Vanished)
-	fmt.Fprintf(w, "stream    %s, sha256 %s\n", Bytes(m.StreamBytes), m.StreamSHA256)
+	for _, r := range m.Roles {
+		c := r.Consistency
+		at := fmt.Sprintf("zxids %s .. %s (highest in the tree %s)", c.ZxidStart, c.ZxidEnd, c.MaxZxid)
+		if c.PointInTime {
+			at = fmt.Sprintf("revision %d (one point in time)", c.Revision)
+		}
+		fmt.Fprintf(w, "role      %s: %s, %d znodes, %s; stream %s %s, sha256 %s\n", r.Role, r.Source, r.Znodes, at, r.Stream, Bytes(r.StreamBytes), r.StreamSHA256)
+	}
+	if e := m.Encryption; e != nil {
+		fmt.Fprintf(w, "encrypted %s to %s\n", e.Scheme, strings.Join(e.Recipients, ", "))
+	}
 	fmt.Fprintf(w, "managed ledgers under %s\n\n", m.ManagedLedgerPath)
 
 	p("top-level path\tznodes\tdata\n")
