@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // FreePort returns a loopback TCP port that was free a moment ago.
@@ -352,6 +354,16 @@ func (m *MinIO) start() {
 	}
 	m.proc = p
 	if err := waitHTTP(m.Endpoint+"/minio/health/ready", 60*time.Second, p.exited); err != nil {
+		p.stop()
+		m.t.Fatalf("minio: %v\n%s", err, p.out.String())
+	}
+	// Ready is not yet serving: on a loaded machine, S3 calls just after it may still get
+	// "Server not initialized yet" (503). Wait until one is answered.
+	client := newS3Client(m.Endpoint, m.AccessKey, m.SecretKey)
+	if err := waitFor("minio answering S3 calls", 60*time.Second, 100*time.Millisecond, p.exited, func() error {
+		_, err := client.ListBuckets(context.Background(), &s3.ListBucketsInput{})
+		return err
+	}); err != nil {
 		p.stop()
 		m.t.Fatalf("minio: %v\n%s", err, p.out.String())
 	}
