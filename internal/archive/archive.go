@@ -516,8 +516,12 @@ func (m Manifest) check() error {
 	return nil
 }
 
-func (ar *Reader) nextEntry() (*tar.Header, error) {
-	hdr, err := ar.tr.Next()
+func (ar *Reader) nextEntry() (*tar.Header, error) { return nextEntry(ar.tr) }
+
+// nextEntry reads the next tar header and checks it names a plain regular file; an archive
+// ending here is corrupt.
+func nextEntry(tr *tar.Reader) (*tar.Header, error) {
+	hdr, err := tr.Next()
 	if err == io.EOF {
 		return nil, corrupt("archive ends early")
 	}

@@ -84,23 +84,7 @@ func Decrypt(r io.Reader, w io.Writer, identities []age.Identity) (Manifest, err
 	}
 	gz.Multistream(false)
 	tr := tar.NewReader(gz)
-	next := func() (*tar.Header, error) {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil, corrupt("archive ends early")
-		}
-		if err != nil {
-			return nil, readErr(err)
-		}
-		if err := checkEntryName(hdr.Name); err != nil {
-			return nil, err
-		}
-		if hdr.Typeflag != tar.TypeReg {
-			return nil, corrupt("entry %q is not a regular file", hdr.Name)
-		}
-		return hdr, nil
-	}
-	hdr, err := next()
+	hdr, err := nextEntry(tr)
 	if err != nil {
 		return Manifest{}, err
 	}
@@ -138,7 +122,7 @@ func Decrypt(r io.Reader, w io.Writer, identities []age.Identity) (Manifest, err
 		return Manifest{}, fmt.Errorf("decrypt: %w", err)
 	}
 	for _, role := range m.Roles {
-		hdr, err := next()
+		hdr, err := nextEntry(tr)
 		if err != nil {
 			return Manifest{}, err
 		}

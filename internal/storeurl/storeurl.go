@@ -195,15 +195,3 @@ func (u URL) Same(o URL) bool {
 	}
 	return true
 }
-
-// Abs turns a path relative to the root into the store's own path.
-func (u URL) Abs(p string) string {
-	switch {
-	case u.Root == "":
-		return p
-	case p == "/":
-		return u.Root
-	default:
-		return u.Root + p
-	}
-}

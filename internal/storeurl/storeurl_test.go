@@ -55,19 +55,12 @@ func TestParseRefuses(t *testing.T) {
 	}
 }
 
-func TestSameAndAbs(t *testing.T) {
+func TestSame(t *testing.T) {
 	a, _ := Parse("zk1:2181,zk2:2181/p")
 	b, _ := Parse("zk:ZK2:2181,zk1:2181/p")
 	c, _ := Parse("zk1:2181,zk2:2181/q")
 	d, _ := Parse("zk1:2181/p")
 	if !a.Same(b) || a.Same(c) || a.Same(d) {
 		t.Errorf("Same: a~b %v a~c %v a~d %v", a.Same(b), a.Same(c), a.Same(d))
-	}
-	if a.Abs("/") != "/p" || a.Abs("/x/y") != "/p/x/y" {
-		t.Errorf("Abs: %q %q", a.Abs("/"), a.Abs("/x/y"))
-	}
-	none, _ := Parse("zk1:2181")
-	if none.Abs("/x") != "/x" {
-		t.Errorf("Abs without root: %q", none.Abs("/x"))
 	}
 }

@@ -1,8 +1,6 @@
 package testenv
 
 import (
-	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -71,26 +69,10 @@ func (e *Etcd) start() {
 		e.t.Fatal(err)
 	}
 	e.proc = p
-	if err := waitEtcdHealthy(e.Endpoint+"/health", 30*time.Second, p.exited); err != nil {
+	if err := waitHTTP(e.Endpoint+"/health", 30*time.Second, p.exited); err != nil {
 		p.stop()
 		e.t.Fatalf("etcd: %v\n%s", err, p.out.String())
 	}
-}
-
-// waitEtcdHealthy waits until /health answers 200: the member has a leader and serves.
-func waitEtcdHealthy(url string, timeout time.Duration, exited <-chan struct{}) error {
-	client := &http.Client{Timeout: time.Second}
-	return waitFor(url+" healthy", timeout, 50*time.Millisecond, exited, func() error {
-		resp, err := client.Get(url)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	})
 }
 
 // Stop stops the server; its data directory stays until the test ends.
