@@ -138,20 +138,8 @@ func (t *temporalRuns) Completed(ctx context.Context) ([]catalog.Backup, error) 
 	if err != nil {
 		return nil, err
 	}
-	var todo []runRef
 	t.mu.Lock()
-	listed := make(map[string]bool, len(refs))
-	for _, r := range refs {
-		listed[r.runID] = true
-		if _, ok := t.results[r.runID]; !ok {
-			todo = append(todo, r)
-		}
-	}
-	for id := range t.results {
-		if !listed[id] {
-			delete(t.results, id) // aged out of retention or past maxRuns
-		}
-	}
+	todo := unfetched(t.results, refs)
 	t.mu.Unlock()
 
 	if err := t.fetchAll(ctx, todo, t.fetch); err != nil {
@@ -216,20 +204,8 @@ func (t *temporalRuns) verifications(ctx context.Context) ([]result.Verify, erro
 	if err != nil {
 		return nil, err
 	}
-	var todo []runRef
 	t.mu.Lock()
-	listed := make(map[string]bool, len(refs))
-	for _, r := range refs {
-		listed[r.runID] = true
-		if _, ok := t.verified[r.runID]; !ok {
-			todo = append(todo, r)
-		}
-	}
-	for id := range t.verified {
-		if !listed[id] {
-			delete(t.verified, id)
-		}
-	}
+	todo := unfetched(t.verified, refs)
 	t.mu.Unlock()
 	err = t.fetchAll(ctx, todo, func(ctx context.Context, r runRef) error {
 		var raw json.RawMessage
@@ -312,6 +288,25 @@ func (t *temporalRuns) listCompleted(ctx context.Context, base string) ([]runRef
 		}
 	}
 	return refs, nil
+}
+
+// unfetched returns the refs whose result cache has none yet, and drops from cache the runs
+// refs no longer lists (aged out of retention, or past maxRuns). The caller holds t.mu.
+func unfetched[V any](cache map[string]V, refs []runRef) []runRef {
+	var todo []runRef
+	listed := make(map[string]bool, len(refs))
+	for _, r := range refs {
+		listed[r.runID] = true
+		if _, ok := cache[r.runID]; !ok {
+			todo = append(todo, r)
+		}
+	}
+	for id := range cache {
+		if !listed[id] {
+			delete(cache, id)
+		}
+	}
+	return todo
 }
 
 // fetchAll fetches the results of refs with fetch, a few at a time. Results fetched before
