@@ -2,10 +2,12 @@ package restore
 
 // The configuration store's role (archive.RoleConfiguration): Pulsar's
 // configurationMetadataStoreUrl, when it is a store apart from the local one. It holds
-// tenants (/admin/policies/<tenant>), clusters (/admin/clusters), namespace policies and
-// partitioned-topic metadata (PulsarResources: TenantResources, ClusterResources,
-// NamespaceResources use the configuration store; LocalPoliciesResources and the managed
-// ledgers the local one). The same skip rules apply to it as to the local store.
+// tenants (/admin/policies/<tenant>), clusters (/admin/clusters), namespace policies,
+// partitioned-topic metadata and resource groups: the PulsarResources constructor
+// (pulsar-broker-common, PulsarResources(MetadataStore, MetadataStore, int)) builds
+// TenantResources, ClusterResources, NamespaceResources and ResourceGroupResources on the
+// configuration store, and LocalPoliciesResources, LoadManagerReportResources,
+// BookieResources and TopicResources on the local one. The same skip rules apply to it as to the local store.
 //
 // Geo-replicated clusters share one configuration store. A restore must then never clear
 // nor overwrite what the other clusters have there: it is additive (ConfigShared). A

@@ -212,8 +212,10 @@ func SetLedgerIDFloor(ctx context.Context, c metastore.Store, f LedgerIDFloor) (
 		return res, fmt.Errorf("ledger-id floor: %w", err)
 	}
 	if !found {
-		// Pulsar's etcd store creates no parent keys (EtcdMetadataStore.storePut puts the one
-		// key), so there /ledgers may exist only as the prefix of its children.
+		// Pulsar's etcd store creates no parent keys (EtcdMetadataStore.batchOperation puts
+		// the one key of each PUT), so there /ledgers may exist only as the prefix of its
+		// children. idgen-long itself must be a key: existsFromStore, which
+		// PulsarLedgerIdGenerator.ledgerIdGenPathPresent calls, counts the exact key.
 		_, below, err := c.ListChildren(ctx, LedgersRoot)
 		if err != nil {
 			return res, fmt.Errorf("ledger-id floor: %w", err)

@@ -9,9 +9,10 @@
 // the prefix PulsarClusterMetadataSetup.main puts before metadataStoreUrl to make
 // BookKeeper's metadataServiceUri; operators copy either form. The ZooKeeper client takes
 // everything from the first '/' of the connect string as the chroot
-// (org.apache.zookeeper.client.ConnectStringParser). EtcdMetadataStore hands the
-// comma-separated rest to jetcd as endpoints (http:// assumed when a bare host:port is given
-// here); it has no chroot.
+// (org.apache.zookeeper.client.ConnectStringParser's constructor; "/" alone is no chroot).
+// The EtcdMetadataStore constructor strips "etcd:" and passes the rest to jetcd's
+// Client.builder().endpoints; it has no chroot (http:// is assumed here for a bare
+// host:port).
 package storeurl
 
 import (

@@ -13,8 +13,8 @@ import (
 )
 
 // ConfigSubtrees are what Pulsar keeps in the configuration store when it is apart from
-// the local one (PulsarResources: ClusterResources, TenantResources, NamespaceResources,
-// NamespaceResources.PartitionedTopicResources on configurationMetadataStore).
+// the local one (the PulsarResources constructor builds ClusterResources, TenantResources
+// and NamespaceResources, with its partitioned topics, on configurationMetadataStore).
 var ConfigSubtrees = []string{"/admin/clusters", "/admin/policies", "/admin/partitioned-topics"}
 
 // IsConfigPath tells whether a path belongs to the configuration store.
