@@ -254,7 +254,7 @@ func checkMetrics(got map[string]float64, closed, failed int, latest result.Back
 }
 
 func TestAgainstRealTemporalMinIOAndZooKeeper(t *testing.T) {
-	tp := testenv.StartTemporal(t, workflows.TargetAttribute)
+	tp := testenv.StartTemporal(t, workflows.SearchAttributes...)
 	m := testenv.StartMinIO(t)
 	m.SetEnv(t)
 	zoo := testenv.StartZooKeeper(t)
@@ -464,7 +464,7 @@ backup:
 // Retention on real servers: the prune after a backup and a PruneWorkflow run delete archives,
 // and the API counts what they deleted, the archives left and their size.
 func TestPruneMetricsAgainstRealServers(t *testing.T) {
-	tp := testenv.StartTemporal(t, workflows.TargetAttribute)
+	tp := testenv.StartTemporal(t, workflows.SearchAttributes...)
 	m := testenv.StartMinIO(t)
 	m.SetEnv(t)
 	m.MakeBucket(itBucket)

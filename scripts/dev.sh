@@ -68,7 +68,7 @@ zk_start zookeeper "$DEV/zk" "$ZK_PORT"
 [ -z "$DEV_CONFIG_STORE" ] || zk_start zookeeper2 "$DEV/zk2" "$ZK2_PORT"
 
 start temporal "$BIN/temporal" server start-dev --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$TEMPORAL_UI_PORT" \
-	--db-filename "$DEV/temporal.db" --search-attribute MetadataBackupTarget=Keyword --log-level warn
+	--db-filename "$DEV/temporal.db" --search-attribute MetadataBackupTarget=Keyword --search-attribute MetadataBackupSummary=Text --log-level warn
 
 MINIO_ROOT_USER=$AWS_ACCESS_KEY_ID MINIO_ROOT_PASSWORD=$AWS_SECRET_ACCESS_KEY MINIO_UPDATE=off \
 	start minio "$BIN/minio" server --address "127.0.0.1:$MINIO_PORT" --console-address "127.0.0.1:$MINIO_CONSOLE_PORT" "$DEV/minio"

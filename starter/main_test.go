@@ -41,7 +41,7 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	s := &stack{zk: testenv.StartZooKeeper(t), minio: testenv.StartMinIO(t), tp: testenv.StartTemporal(t, workflows.TargetAttribute)}
+	s := &stack{zk: testenv.StartZooKeeper(t), minio: testenv.StartMinIO(t), tp: testenv.StartTemporal(t, workflows.SearchAttributes...)}
 	s.minio.MakeBucket("backups")
 	s.minio.SetEnv(t)
 	return s

@@ -64,7 +64,7 @@ func run(ctx context.Context, configPath string, logger *slog.Logger) error {
 		return err
 	}
 	defer c.Close()
-	if err := temporalclient.EnsureKeywordAttribute(ctx, c, cfg.Temporal.Namespace, workflows.TargetAttribute.GetName()); err != nil {
+	if err := temporalclient.EnsureAttributes(ctx, c, cfg.Temporal.Namespace, workflows.SearchAttributes...); err != nil {
 		return err
 	}
 

@@ -97,7 +97,7 @@ func sdkSample(families map[string]*dto.MetricFamily, name string, want map[stri
 // The worker process (run, as main calls it) serves its Temporal SDK metrics on
 // worker.metricsPort, and health endpoints that follow Temporal going down and coming back.
 func TestWorkerServesSDKMetricsAndHealth(t *testing.T) {
-	tp := testenv.StartTemporal(t, workflows.TargetAttribute)
+	tp := testenv.StartTemporal(t, workflows.SearchAttributes...)
 	zoo := testenv.StartZooKeeper(t)
 	zc, _, err := zk.Connect([]string{zoo.Addr}, 10*time.Second, zk.WithLogInfo(false))
 	if err != nil {

@@ -13,5 +13,15 @@ import (
 // result.TargetAttributeName). The workflow sets it itself at start, whoever started it.
 var TargetAttribute = temporal.NewSearchAttributeKeyKeyword(result.TargetAttributeName)
 
+// SummaryAttribute carries a finished backup's or restore's one-line summary into the
+// visibility store, so the Web UI's run list can show it as a column (see
+// result.SummaryAttributeName).
+var SummaryAttribute = temporal.NewSearchAttributeKeyString(result.SummaryAttributeName)
+
+// SearchAttributes are the custom search attributes the workflows set: the worker registers
+// them in its namespace before it polls, since upserting an unregistered one fails the run's
+// workflow task.
+var SearchAttributes = []temporal.SearchAttributeKey{TargetAttribute, SummaryAttribute}
+
 // BackupResult is BackupWorkflow's result (result.Backup).
 type BackupResult = result.Backup

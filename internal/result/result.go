@@ -16,6 +16,14 @@ const (
 	// only the executions whose tag equals its own, so deployments sharing a Temporal
 	// namespace never see each other's backups.
 	TargetAttributeName = "MetadataBackupTarget"
+	// SummaryAttributeName is the Text search attribute every finished BackupWorkflow and
+	// RestoreWorkflow run sets to its one-line summary (MemoSummary, cut to
+	// SummaryAttributeMaxBytes). The Web UI's run list shows search attributes, not memos, as
+	// columns: this is the column an operator adds to see what each run did.
+	SummaryAttributeName = "MetadataBackupSummary"
+	// SummaryAttributeMaxBytes keeps the summary well inside the server's limit on one search
+	// attribute value (frontend.searchAttributesSizeOfValueLimit, 2 KiB by default).
+	SummaryAttributeMaxBytes = 1024
 	// DefaultTaskQueue is the default temporal.taskQueue; its deployment's Schedule is
 	// DefaultScheduleID.
 	DefaultTaskQueue  = "metadata-backup"

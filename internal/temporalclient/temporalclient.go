@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
+	"strings"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -14,6 +16,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 )
@@ -43,25 +46,40 @@ func DialWithMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger
 	return c, nil
 }
 
-// EnsureKeywordAttribute registers a Keyword search attribute in the namespace if it is
-// missing. Servers that refuse (no permission) get a clear error naming the attribute, so
-// an operator can register it with `temporal operator search-attribute create`.
-func EnsureKeywordAttribute(ctx context.Context, c client.Client, namespace, name string) error {
+// EnsureAttributes registers each search attribute missing from the namespace with its
+// type, and refuses one registered with another type (its upserts would fail every run that
+// sets it). Servers that refuse to register (no permission) get a clear error naming the
+// attribute and the command an operator can register it with.
+func EnsureAttributes(ctx context.Context, c client.Client, namespace string, keys ...temporal.SearchAttributeKey) error {
 	op := c.OperatorService()
 	list, err := op.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
-		return fmt.Errorf("list search attributes: %w", err)
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
 	}
-	if _, ok := list.GetCustomAttributes()[name]; ok {
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, k := range keys {
+		name, want := k.GetName(), k.GetValueType()
+		have, ok := list.GetCustomAttributes()[name]
+		switch {
+		case !ok:
+			missing[name] = want
+		case have != want:
+			return fmt.Errorf("search attribute %s is registered in namespace %s as %s, this tool needs %s: remove it (temporal operator search-attribute remove --name %s) and start the worker again",
+				name, namespace, have, want, name)
+		}
+	}
+	if len(missing) == 0 {
 		return nil
 	}
-	_, err = op.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
-		Namespace:        namespace,
-		SearchAttributes: map[string]enumspb.IndexedValueType{name: enumspb.INDEXED_VALUE_TYPE_KEYWORD},
-	})
+	_, err = op.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
 	var exists *serviceerror.AlreadyExists
 	if err != nil && !errors.As(err, &exists) {
-		return fmt.Errorf("register search attribute %s (Keyword): %w (register it with: temporal operator search-attribute create --name %s --type Keyword)", name, err, name)
+		var how []string
+		for name, typ := range missing {
+			how = append(how, fmt.Sprintf("temporal operator search-attribute create --name %s --type %s", name, typ))
+		}
+		sort.Strings(how)
+		return fmt.Errorf("register search attributes in namespace %s: %w (register them with: %s)", namespace, err, strings.Join(how, "; "))
 	}
 	return nil
 }

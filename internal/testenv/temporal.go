@@ -24,9 +24,9 @@ type Temporal struct {
 	t         testing.TB
 }
 
-// StartTemporal starts the Temporal dev server with the given custom Keyword search attributes
-// registered; it is stopped when the test ends.
-func StartTemporal(t testing.TB, attrs ...temporal.SearchAttributeKeyKeyword) *Temporal {
+// StartTemporal starts the Temporal dev server with the given custom search attributes
+// registered (Keyword or Text); it is stopped when the test ends.
+func StartTemporal(t testing.TB, attrs ...temporal.SearchAttributeKey) *Temporal {
 	t.Helper()
 	bin := findBinary(t, "TEMPORAL_BIN", "temporal")
 	port := FreePort(t)
@@ -37,7 +37,14 @@ func StartTemporal(t testing.TB, attrs ...temporal.SearchAttributeKeyKeyword) *T
 	if len(attrs) > 0 {
 		updates := make([]temporal.SearchAttributeUpdate, 0, len(attrs))
 		for _, k := range attrs {
-			updates = append(updates, k.ValueSet(""))
+			switch k := k.(type) {
+			case temporal.SearchAttributeKeyKeyword:
+				updates = append(updates, k.ValueSet(""))
+			case temporal.SearchAttributeKeyString:
+				updates = append(updates, k.ValueSet(""))
+			default:
+				t.Fatalf("testenv: search attribute %s: type %s not supported", k.GetName(), k.GetValueType())
+			}
 		}
 		sa = temporal.NewSearchAttributes(updates...)
 	}
