@@ -51,6 +51,9 @@ func TestBackupChainsStagesAndReportsExactResult(t *testing.T) {
 	// After the upload, on its own: the archive just written is protected, and the decisions
 	// stay out of the backup's history.
 	env.OnActivity(a.Prune, mock.Anything, activities.PruneInput{KnownGood: prep.Key, OmitDecisions: true}).After(4*time.Second).Return(pruned, nil).Once()
+	// Last, the one-line summary goes into the visibility store for the Web UI's run list.
+	env.OnUpsertTypedSearchAttributes(temporal.NewSearchAttributes(SummaryAttribute.ValueSet(
+		"20102 znodes, 33.8 KiB compressed: s3a://b/metadata-backup-1700000000000.tar.gz"))).Return(nil).Once()
 
 	env.ExecuteWorkflow(result.BackupWorkflowName)
 	if err := env.GetWorkflowError(); err != nil {

@@ -4,17 +4,22 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
-// summaryVersion gates the memo a finished run sets (result.MemoSummary, MemoDetails): runs
-// recorded before it replay without the UpsertMemo command they never issued.
+// summaryChange gates what a finished run records of itself, so runs recorded before each
+// step replay without the commands they never issued:
+//   - version 1: the memo (result.MemoSummary, MemoDetails);
+//   - version 2: also the search attribute result.SummaryAttributeName, for the Web UI's
+//     run list.
 const (
-	summaryChange  = "run-summary-memo"
-	summaryVersion = 1
+	summaryChange           = "run-summary-memo"
+	summaryMemoVersion      = 1
+	summaryAttributeVersion = 2
 )
 
 // showStage sets the run's current details, which the Web UI's run view shows while it runs
@@ -25,17 +30,39 @@ func showStage(ctx workflow.Context, what string) {
 	workflow.SetCurrentDetails(ctx, what)
 }
 
-// recordSummary makes a finished run say what it did: its current details, and its memo,
-// which DescribeWorkflowExecution returns even for a closed run with no worker polling.
+// recordSummary makes a finished run say what it did: its current details; its memo, which
+// DescribeWorkflowExecution returns even for a closed run with no worker polling; and its
+// summary search attribute, which ListWorkflowExecutions returns and the Web UI's list can
+// show as a column.
 func recordSummary(ctx workflow.Context, summary, details string) error {
 	workflow.SetCurrentDetails(ctx, details)
-	if workflow.GetVersion(ctx, summaryChange, workflow.DefaultVersion, summaryVersion) < summaryVersion {
+	v := workflow.GetVersion(ctx, summaryChange, workflow.DefaultVersion, summaryAttributeVersion)
+	if v < summaryMemoVersion {
 		return nil
 	}
 	if err := workflow.UpsertMemo(ctx, map[string]any{result.MemoSummary: summary, result.MemoDetails: details}); err != nil {
 		return stageError("record summary", err)
 	}
+	if v < summaryAttributeVersion {
+		return nil
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SummaryAttribute.ValueSet(cutUTF8(summary, result.SummaryAttributeMaxBytes))); err != nil {
+		return stageError("record summary", err)
+	}
 	return nil
+}
+
+// cutUTF8 returns s cut to at most max bytes on a rune boundary, ending in "…" when cut.
+func cutUTF8(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	const ellipsis = "…"
+	end := max - len(ellipsis)
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end] + ellipsis
 }
 
 // backupSummary is a finished backup in one line: znodes, compressed size and object URL.

@@ -3,6 +3,7 @@ package workflows
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
@@ -52,5 +53,30 @@ func TestSummaries(t *testing.T) {
 	}
 	if d := restoreDetails(r); !strings.Contains(d, "- skipped: bookkeeper 5\n") || strings.Contains(d, "ephemeral") {
 		t.Errorf("restore details list skipped reasons wrongly:\n%s", d)
+	}
+}
+
+// TestCutUTF8 keeps a summary inside the search attribute's size limit without splitting a
+// character, and says it was cut.
+func TestCutUTF8(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		max  int
+		want string
+	}{
+		{"short", 10, "short"},
+		{"exactly10!", 10, "exactly10!"},
+		{"abcdefghijk", 10, "abcdefg…"}, // 7 bytes and the 3-byte ellipsis
+		{"abcdeéééé", 10, "abcdeé…"},    // é is 2 bytes: 5+2 = 7, the next é would end at 9 > 7
+		{"ab€€€€", 10, "ab€…"},          // € is 3 bytes: 2+3 = 5, the next ends at 8 > 7
+	} {
+		got := cutUTF8(c.in, c.max)
+		if got != c.want || len(got) > c.max || !utf8.ValidString(got) {
+			t.Errorf("cutUTF8(%q, %d) = %q (%d bytes), want %q", c.in, c.max, got, len(got), c.want)
+		}
+	}
+	long := strings.Repeat("é", result.SummaryAttributeMaxBytes)
+	if got := cutUTF8(long, result.SummaryAttributeMaxBytes); len(got) > result.SummaryAttributeMaxBytes || !utf8.ValidString(got) || !strings.HasSuffix(got, "…") {
+		t.Errorf("a long summary cut to %d bytes, valid %v", len(got), utf8.ValidString(got))
 	}
 }
