@@ -17,10 +17,22 @@
 //
 // Paths are ordered segment by segment (comparePaths), so that each subtree's paths are
 // contiguous in the merged stream.
+//
+// # Roles
+//
+// An archive of a cluster with a configuration store apart holds two stores' trees (roles
+// local and configuration). Both are read and compared, each with its own store's: an
+// entry's key is its role and its path, the local store's entries sort first, and results
+// name the configuration store's subtrees and policy documents with their Role. That store
+// is where tenants, namespaces and their policies are in such a cluster (the
+// PulsarResources constructor gives TenantResources, ClusterResources and
+// NamespaceResources the configuration store), so a diff of the local role alone would miss
+// them.
 package backupdiff
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -118,8 +130,11 @@ type Changes struct {
 	Unchanged   int64 `json:"unchanged,omitempty"`
 }
 
-// SubtreeChanges are the changes at and below one path.
+// SubtreeChanges are the changes at and below one path of one store.
 type SubtreeChanges struct {
+	// Role is the store ("configuration"); empty for the local store, the only one of a
+	// one-store archive.
+	Role string `json:"role,omitempty"`
 	Path string `json:"path"`
 	Changes
 }
@@ -132,6 +147,8 @@ type Policies struct {
 
 // PolicyChange is one changed document.
 type PolicyChange struct {
+	// Role is the store the document is in ("configuration"); empty for the local store.
+	Role string `json:"role,omitempty"`
 	Path string `json:"path"`
 	// Kind is cluster, tenant, namespace, local-policies, partitioned-topic or other; Name
 	// the cluster, tenant, namespace or topic.
@@ -210,7 +227,7 @@ func (s *sideState) errorf(format string, args ...any) error {
 
 // read reads the archive into the sorter.
 func (s *sideState) read(ctx context.Context) error {
-	ar, err := archive.NewReader(s.in.R)
+	ar, err := archive.NewAllReader(s.in.R)
 	if err != nil {
 		return s.errorf("%w", err)
 	}
@@ -229,7 +246,7 @@ func (s *sideState) read(ctx context.Context) error {
 				return err
 			}
 		}
-		e := newEntry(rec, s.layout)
+		e := newEntry(rec, roleOf(ar.Role()), s.layout)
 		if err := s.sorter.add(&e); err != nil {
 			return err
 		}
@@ -240,12 +257,18 @@ func (s *sideState) read(ctx context.Context) error {
 type joiner struct {
 	from, to   *sideState
 	res        Result
-	subtrees   map[string]*Changes
+	subtrees   map[subtreeKey]*Changes
 	patchBytes int
 }
 
+// subtreeKey is a subtree of one role's store.
+type subtreeKey struct {
+	role uint8
+	path string
+}
+
 func newJoiner(from, to *sideState) *joiner {
-	j := &joiner{from: from, to: to, subtrees: map[string]*Changes{}}
+	j := &joiner{from: from, to: to, subtrees: map[subtreeKey]*Changes{}}
 	j.res.From = Side{URL: from.in.Name, Manifest: from.manifest}
 	j.res.To = Side{URL: to.in.Name, Manifest: to.manifest}
 	for _, n := range []*Names{
@@ -266,7 +289,7 @@ type cursor struct {
 	it   entryIter
 	cur  entry
 	done bool
-	prev string
+	prev entry
 	have bool
 }
 
@@ -279,10 +302,11 @@ func (c *cursor) advance() error {
 	if err != nil {
 		return err
 	}
-	if c.have && e.path == c.prev {
-		return c.side.errorf("%w: %s appears twice", archive.ErrCorrupt, e.path)
+	if c.have && compareEntries(&e, &c.prev) == 0 {
+		return c.side.errorf("%w: %s appears twice in role %s", archive.ErrCorrupt, e.path, roleName(e.role))
 	}
-	c.cur, c.prev, c.have = e, e.path, true
+	c.cur, c.have = e, true
+	c.prev = entry{role: e.role, path: e.path}
 	return nil
 }
 
@@ -312,7 +336,7 @@ func (j *joiner) run(ctx context.Context) error {
 		case b.done:
 			c = -1
 		default:
-			c = comparePaths(a.cur.path, b.cur.path)
+			c = compareEntries(&a.cur, &b.cur)
 		}
 		var err error
 		switch {
@@ -344,15 +368,16 @@ func (j *joiner) list(n *Names, name string) {
 	}
 }
 
-// count adds to the totals and to the path's subtrees.
-func (j *joiner) count(path string, fn func(*Changes)) {
+// count adds to the totals and to the entry's subtrees.
+func (j *joiner) count(e *entry, fn func(*Changes)) {
 	fn(&j.res.Znodes)
-	for _, s := range subtreesOf(path) {
+	for _, path := range subtreesOf(e.path) {
+		s := subtreeKey{e.role, path}
 		c, ok := j.subtrees[s]
 		if !ok {
 			if len(j.subtrees) >= MaxSubtrees {
 				j.res.Truncated = true
-				s = OtherSubtree
+				s = subtreeKey{roleLocal, OtherSubtree}
 				c = j.subtrees[s]
 			}
 			if c == nil {
@@ -398,12 +423,12 @@ func (j *joiner) names(e *entry, s *sideState, pick func(*AddedRemoved) *Names) 
 }
 
 func (j *joiner) removed(e *entry) {
-	j.count(e.path, func(c *Changes) { c.Removed++ })
+	j.count(e, func(c *Changes) { c.Removed++ })
 	j.names(e, j.from, func(ar *AddedRemoved) *Names { return &ar.Removed })
 }
 
 func (j *joiner) added(e *entry) {
-	j.count(e.path, func(c *Changes) { c.Added++ })
+	j.count(e, func(c *Changes) { c.Added++ })
 	j.names(e, j.to, func(ar *AddedRemoved) *Names { return &ar.Added })
 }
 
@@ -416,7 +441,7 @@ func (j *joiner) both(a, b *entry) {
 		j.res.Znodes.Unchanged++
 		return
 	}
-	j.count(a.path, func(c *Changes) {
+	j.count(a, func(c *Changes) {
 		c.Changed++
 		if dataChanged {
 			c.DataChanged++
@@ -443,7 +468,7 @@ func (j *joiner) policy(a, b *entry) {
 		j.res.Truncated = true
 		return
 	}
-	ch := PolicyChange{Path: b.path, Patch: jsondiff.Patch{}}
+	ch := PolicyChange{Role: roleLabel(b.role), Path: b.path, Patch: jsondiff.Patch{}}
 	ch.Kind, ch.Name = policyKind(b)
 	patch, err := jsondiff.CompareJSON(jsonDoc(a.doc), jsonDoc(b.doc), jsondiff.Invertible(), jsondiff.UnmarshalFunc(unmarshalNumbers))
 	switch {
@@ -551,11 +576,22 @@ func setDiff(x, y []int64) []int64 {
 	return out
 }
 
+// roleLabel is how results name an entry role: the local store goes unnamed, so one-store
+// archives' results read as before there were roles.
+func roleLabel(r uint8) string {
+	if r == roleLocal {
+		return ""
+	}
+	return roleName(r)
+}
+
 func (j *joiner) result() Result {
-	keys := slices.SortedFunc(maps.Keys(j.subtrees), comparePaths[string])
+	keys := slices.SortedFunc(maps.Keys(j.subtrees), func(a, b subtreeKey) int {
+		return cmp.Or(cmp.Compare(a.role, b.role), comparePaths(a.path, b.path))
+	})
 	j.res.BySubtree = make([]SubtreeChanges, 0, len(keys))
 	for _, k := range keys {
-		j.res.BySubtree = append(j.res.BySubtree, SubtreeChanges{Path: k, Changes: *j.subtrees[k]})
+		j.res.BySubtree = append(j.res.BySubtree, SubtreeChanges{Role: roleLabel(k.role), Path: k.path, Changes: *j.subtrees[k]})
 	}
 	return j.res
 }

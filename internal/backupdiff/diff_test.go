@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive/archivetest"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger/mlpb"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
@@ -392,4 +393,92 @@ func TestDiffOfUndecodableManagedLedgerAndNonJSONPolicy(t *testing.T) {
 	if u := res.ManagedLedgers.Undecodable; u.Count != 1 || u.First[0] != "/managed-ledgers/t/n/persistent/x" || res.ManagedLedgers.Count != 0 {
 		t.Errorf("managed ledgers %+v", res.ManagedLedgers)
 	}
+}
+
+// splitStores splits a tree as Pulsar does with a configuration store apart: clusters,
+// tenants, namespaces and partitioned topics there (the PulsarResources constructor), the
+// rest local. The root and /admin are in both, as in two real stores.
+func splitStores(recs []znode.Record) (local, conf []znode.Record) {
+	for _, r := range recs {
+		switch {
+		case r.Path == "/" || r.Path == "/admin":
+			local, conf = append(local, r), append(conf, r)
+		case znode.Under(r.Path, "/admin/clusters") || znode.Under(r.Path, "/admin/policies") || znode.Under(r.Path, "/admin/partitioned-topics"):
+			conf = append(conf, r)
+		default:
+			local = append(local, r)
+		}
+	}
+	return local, conf
+}
+
+// TestDiffOfTwoStores compares archives of a cluster with a configuration store apart: both
+// stores are compared, each with its own, a path both stores hold is two znodes, and the
+// configuration store's subtrees and policy documents say so.
+func TestDiffOfTwoStores(t *testing.T) {
+	from, to := twoTrees(t)
+	fl, fc := splitStores(shuffledParentsFirst(from, 3))
+	tl, tc := splitStores(shuffledParentsFirst(to, 4))
+	res, err := diffBytes(t, archivetest.Roles(t, fl, fc), archivetest.Roles(t, tl, tc), Options{Budget: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(s ...string) Names { return Names{Count: int64(len(s)), First: append([]string{}, s...)} }
+	check := func(what string, got, want any) {
+		t.Helper()
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
+		}
+	}
+	// The same changes as in one store: tenants and namespaces come from the configuration
+	// store, topics from the local one.
+	check("tenants", res.Tenants, AddedRemoved{Added: names("t3"), Removed: names("t2")})
+	check("namespaces", res.Namespaces, AddedRemoved{Added: names("t3/x"), Removed: names("t1/ns2", "t2/ns1")})
+	check("topics", res.Topics, AddedRemoved{Added: names("persistent://t1/ns1/c"), Removed: names("persistent://t1/ns1/b")})
+	// "/" and "/admin" are two znodes each, unchanged in both stores.
+	check("znodes", res.Znodes, Changes{Added: 4, Removed: 4, Changed: 4, DataChanged: 3, ACLChanged: 1, Unchanged: int64(len(from)-8) + 2})
+	type key struct{ role, path string }
+	sub := map[key]Changes{}
+	for _, s := range res.BySubtree {
+		sub[key{s.Role, s.Path}] = s.Changes
+	}
+	check("subtrees", sub, map[key]Changes{
+		{"configuration", "/admin"}:                    {Added: 3, Removed: 3, Changed: 2, DataChanged: 2},
+		{"configuration", "/admin/policies"}:           {Added: 2, Removed: 3, Changed: 1, DataChanged: 1},
+		{"configuration", "/admin/partitioned-topics"}: {Added: 1, Changed: 1, DataChanged: 1},
+		{"", "/managed-ledgers"}:                       {Added: 1, Removed: 1, Changed: 1, DataChanged: 1},
+		{"", "/managed-ledgers/t1"}:                    {Added: 1, Removed: 1, Changed: 1, DataChanged: 1},
+		{"", "/ledgers"}:                               {Changed: 1, ACLChanged: 1},
+		{"", "/ledgers/00"}:                            {Changed: 1, ACLChanged: 1},
+	})
+	// Local subtrees come first, then the configuration store's.
+	if first := res.BySubtree[0]; first.Role != "" || res.BySubtree[len(res.BySubtree)-1].Role != "configuration" {
+		t.Errorf("subtree order: %+v", res.BySubtree)
+	}
+	var policies []string
+	for _, c := range res.Policies.Changes {
+		policies = append(policies, c.Role+":"+c.Path)
+	}
+	check("policies", policies, []string{"configuration:/admin/partitioned-topics/t1/ns1/persistent/p1", "configuration:/admin/policies/t1/ns1"})
+	check("ledgers", res.ManagedLedgers.Count, int64(1))
+
+	var text bytes.Buffer
+	if err := res.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"configuration:/admin/policies/t1/ns1 (namespace t1/ns1)", "  configuration:/admin/policies ", "\n  /managed-ledgers "} {
+		if !strings.Contains(text.String(), s) {
+			t.Errorf("text lacks %q:\n%s", s, text.String())
+		}
+	}
+
+	// A store moved apart between the two backups: the configuration store's tree is all
+	// added, and what it holds is gone from the local store, without a path being taken for
+	// the other store's.
+	res, err = diffBytes(t, pack(t, from), archivetest.Roles(t, fl, fc), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("moved apart", res.Znodes, Changes{Added: int64(len(fc)), Removed: int64(len(fc) - 2), Unchanged: int64(len(fl))})
+	check("moved apart, tenants", res.Tenants, AddedRemoved{Added: names("t1", "t2"), Removed: names("t1", "t2")})
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsarpath"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
@@ -16,6 +17,9 @@ import (
 // little it reports on (a policy document's JSON, a managed ledger's offloaded ledgers).
 // Entries are what the external sort writes to disk.
 type entry struct {
+	// role is the store the record was backed up from (roleLocal, roleConfiguration): a
+	// path names one znode per store, and the two stores may hold the same path.
+	role uint8
 	path string
 	// data is a hash of the znode's data (empty and null alike, as restore.Same has them),
 	// meta of its ACL as a set, mode and TTL.
@@ -41,9 +45,33 @@ const (
 	kindUndecodable
 )
 
-// newEntry builds the entry of a record of an archive whose managed ledgers follow layout.
-func newEntry(rec znode.Record, layout pulsarpath.Layout) entry {
-	e := entry{path: rec.Path}
+// Roles as entries hold them; the local store's sort first.
+const (
+	roleLocal uint8 = iota
+	roleConfiguration
+)
+
+// roleOf is the entry role of an archive role.
+func roleOf(name string) uint8 {
+	if name == archive.RoleConfiguration {
+		return roleConfiguration
+	}
+	return roleLocal
+}
+
+// roleName is an entry role's archive role.
+func roleName(r uint8) string {
+	if r == roleConfiguration {
+		return archive.RoleConfiguration
+	}
+	return archive.RoleLocal
+}
+
+// newEntry builds the entry of a record of an archive role whose managed ledgers follow
+// layout. Managed ledgers are only the local store's: PulsarService.start hands the
+// managed-ledger storage its localMetadataStore (ManagedLedgerStorage.create).
+func newEntry(rec znode.Record, role uint8, layout pulsarpath.Layout) entry {
+	e := entry{role: role, path: rec.Path}
 	sum := sha256.Sum256(rec.Data)
 	copy(e.data[:], sum[:])
 	e.meta = metaHash(rec)
@@ -60,7 +88,7 @@ func newEntry(rec znode.Record, layout pulsarpath.Layout) entry {
 		e.kind |= kindPolicyDoc
 		e.doc = rec.Data
 	}
-	if layout.IsManagedLedger(rec.Path) {
+	if role == roleLocal && layout.IsManagedLedger(rec.Path) {
 		e.kind |= kindManagedLedger
 		// The restore's rule for what survives: managedledger.RewriteLedger keeps the
 		// ledgers whose offloadContext is complete.
@@ -102,10 +130,13 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// appendEntry encodes e after b: path, hashes, kind, doc and kept ledgers, each
-// length-prefixed. The path comes first, so comparing two encoded entries reads only it.
+// appendEntry encodes e after b: its key (role byte and path), hashes, kind, doc and kept
+// ledgers, each length-prefixed. The key comes first, so comparing two encoded entries
+// reads only it (compareKeys).
 func appendEntry(b []byte, e *entry) []byte {
-	b = appendString(b, e.path)
+	b = binary.AppendUvarint(b, uint64(1+len(e.path)))
+	b = append(b, e.role)
+	b = append(b, e.path...)
 	b = append(b, e.data[:]...)
 	b = append(b, e.meta[:]...)
 	b = append(b, byte(e.kind))
@@ -120,7 +151,7 @@ func appendEntry(b []byte, e *entry) []byte {
 
 // maxEncodedSize bounds the size appendEntry gives e.
 func (e *entry) maxEncodedSize() int {
-	return 3*binary.MaxVarintLen64 + len(e.path) + len(e.data) + len(e.meta) + 1 + len(e.doc) + binary.MaxVarintLen64*(1+len(e.kept))
+	return 3*binary.MaxVarintLen64 + 1 + len(e.path) + len(e.data) + len(e.meta) + 1 + len(e.doc) + binary.MaxVarintLen64*(1+len(e.kept))
 }
 
 var errBadEntry = errors.New("backupdiff: bad entry in a sort run")
@@ -128,11 +159,11 @@ var errBadEntry = errors.New("backupdiff: bad entry in a sort run")
 // decodeEntry decodes what appendEntry wrote; the entry does not alias b.
 func decodeEntry(b []byte) (entry, error) {
 	var e entry
-	path, rest, ok := cutString(b)
-	if !ok || len(rest) < len(e.data)+len(e.meta)+1 {
+	key, rest, ok := cutString(b)
+	if !ok || len(key) == 0 || len(rest) < len(e.data)+len(e.meta)+1 {
 		return e, errBadEntry
 	}
-	e.path = string(path)
+	e.role, e.path = key[0], string(key[1:])
 	rest = rest[copy(e.data[:], rest):]
 	rest = rest[copy(e.meta[:], rest):]
 	e.kind, rest = kind(rest[0]), rest[1:]
@@ -170,11 +201,21 @@ func cutString(b []byte) (s, rest []byte, ok bool) {
 	return b[k : k+int(n)], b[k+int(n):], true
 }
 
-// entryPath is the path of an encoded entry, without decoding the rest; ok is false for a
-// malformed one.
-func entryPath(b []byte) ([]byte, bool) {
-	p, _, ok := cutString(b)
-	return p, ok
+// entryKey is the key of an encoded entry (its role byte, then its path), without decoding
+// the rest; ok is false for a malformed one.
+func entryKey(b []byte) ([]byte, bool) {
+	k, _, ok := cutString(b)
+	return k, ok && len(k) > 0
+}
+
+// compareKeys orders encoded keys by role, then path (comparePaths).
+func compareKeys(a, b []byte) int {
+	return cmp.Or(cmp.Compare(a[0], b[0]), comparePaths(a[1:], b[1:]))
+}
+
+// compareEntries orders entries as compareKeys orders their keys.
+func compareEntries(a, b *entry) int {
+	return cmp.Or(cmp.Compare(a.role, b.role), comparePaths(a.path, b.path))
 }
 
 // comparePaths orders paths segment by segment: a parent sorts right before its subtree, and

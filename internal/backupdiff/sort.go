@@ -1,6 +1,6 @@
 package backupdiff
 
-// An external sort of entries by path (comparePaths), in bounded memory: entries are encoded
+// An external sort of entries by role and path (compareKeys), in bounded memory: entries are encoded
 // into an arena of at most budget bytes; a full arena is sorted and written to a temporary
 // file (a run); at the end the runs are merged, at most maxFanIn at a time, into one sorted
 // stream.
@@ -65,9 +65,9 @@ func (s *sorter) add(e *entry) error {
 
 func (s *sorter) sortArena() {
 	slices.SortFunc(s.spans, func(a, b span) int {
-		pa, _ := entryPath(s.arena[a.start:a.end])
-		pb, _ := entryPath(s.arena[b.start:b.end])
-		return comparePaths(pa, pb)
+		ka, _ := entryKey(s.arena[a.start:a.end])
+		kb, _ := entryKey(s.arena[b.start:b.end])
+		return compareKeys(ka, kb)
 	})
 }
 
@@ -267,9 +267,9 @@ func (m *merger) next() ([]byte, error) {
 }
 
 type runReader struct {
-	r    *bufio.Reader
-	rec  []byte
-	path []byte
+	r   *bufio.Reader
+	rec []byte
+	key []byte
 }
 
 // advance reads the next record; false at the end of the run.
@@ -288,11 +288,11 @@ func (r *runReader) advance() (bool, error) {
 	if _, err := io.ReadFull(r.r, r.rec); err != nil {
 		return false, fmt.Errorf("diff: read temporary file: %w", err)
 	}
-	p, ok := entryPath(r.rec)
+	k, ok := entryKey(r.rec)
 	if !ok {
 		return false, fmt.Errorf("diff: read temporary file: %w", errBadEntry)
 	}
-	r.path = p
+	r.key = k
 	return true, nil
 }
 
@@ -306,7 +306,7 @@ func cmpErr(err, fallback error) error {
 type runHeap []*runReader
 
 func (h runHeap) Len() int           { return len(h) }
-func (h runHeap) Less(i, j int) bool { return comparePaths(h[i].path, h[j].path) < 0 }
+func (h runHeap) Less(i, j int) bool { return compareKeys(h[i].key, h[j].key) < 0 }
 func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *runHeap) Push(x any)        { *h = append(*h, x.(*runReader)) }
 func (h *runHeap) Pop() any {

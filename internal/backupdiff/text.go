@@ -38,7 +38,7 @@ func (r Result) WriteText(w io.Writer) error {
 		if c.Name != "" {
 			label += " " + c.Name
 		}
-		p("  %s (%s)\n", c.Path, label)
+		p("  %s (%s)\n", rolePath(c.Role, c.Path), label)
 		switch {
 		case c.NotJSON:
 			p("    not JSON on one side: no patch\n")
@@ -63,12 +63,12 @@ func (r Result) WriteText(w io.Writer) error {
 	if len(r.BySubtree) > 0 {
 		width := len("subtree")
 		for _, s := range r.BySubtree {
-			width = max(width, len(s.Path)+2)
+			width = max(width, len(rolePath(s.Role, s.Path))+2)
 		}
 		p("  %-*s %7s %7s %7s %7s %9s\n", width, "subtree", "added", "removed", "changed", "data", "ACL/mode")
 		for _, s := range r.BySubtree {
-			path := s.Path
-			if strings.Count(path, "/") > 1 {
+			path := rolePath(s.Role, s.Path)
+			if strings.Count(s.Path, "/") > 1 {
 				path = "  " + path
 			}
 			p("  %-*s %7d %7d %7d %7d %9d\n", width, path, s.Added, s.Removed, s.Changed, s.DataChanged, s.ACLChanged)
@@ -140,4 +140,13 @@ func opLine(op jsondiff.Operation) string {
 		return fmt.Sprintf("+ %s: %s", op.Path, val(op.Value))
 	}
 	return fmt.Sprintf("%s %s", op.Type, op.Path)
+}
+
+// rolePath is a path as the text names it: a store other than the local one prefixes its
+// role ("configuration:/admin/policies/t").
+func rolePath(role, path string) string {
+	if role == "" {
+		return path
+	}
+	return role + ":" + path
 }

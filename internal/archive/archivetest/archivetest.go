@@ -1,0 +1,57 @@
+// Package archivetest writes archives for the tests of their readers (inspect, diff):
+// version-2 archives of given records, one store's or two.
+package archivetest
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
+)
+
+// Roles writes a version-2 archive of a cluster with a configuration store apart (conf not
+// nil) or of one store: each role's records in the order given, managed ledgers under
+// /managed-ledgers.
+func Roles(t testing.TB, local, conf []znode.Record) []byte {
+	t.Helper()
+	m := archive.Manifest{ToolVersion: "test", ManagedLedgerPath: "/managed-ledgers",
+		StartTime: time.Unix(1700000000, 0).UTC(), EndTime: time.Unix(1700000001, 0).UTC()}
+	roles := []struct {
+		role string
+		recs []znode.Record
+	}{{archive.RoleLocal, local}}
+	if conf != nil {
+		roles = append(roles, struct {
+			role string
+			recs []znode.Record
+		}{archive.RoleConfiguration, conf})
+	}
+	var streams []archive.Stream
+	for _, r := range roles {
+		var b bytes.Buffer
+		sw := archive.NewStreamWriter(&b)
+		for _, rec := range r.recs {
+			if err := sw.Write(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := sw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		counts := result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}
+		m.Roles = append(m.Roles, archive.Role{Role: r.role, Stream: archive.StreamFor(r.role), Store: "zookeeper", Source: "zk:127.0.0.1:2181/" + r.role,
+			Consistency: archive.Consistency{ZxidStart: "0x1", ZxidEnd: "0x2", MaxZxid: "0x2"},
+			Counts:      counts, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()})
+		m.Znodes += counts.Znodes
+		m.DataBytes += counts.DataBytes
+		streams = append(streams, archive.Stream{R: bytes.NewReader(b.Bytes()), Size: int64(b.Len())})
+	}
+	var out bytes.Buffer
+	if _, err := archive.Write(&out, m, streams); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
