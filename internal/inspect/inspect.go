@@ -53,11 +53,28 @@ type Summary struct {
 	// keeps; LedgersBookKeeperOnly the others, whose data is only in the old BookKeeper.
 	LedgersOffloaded      int64 `json:"ledgersOffloaded"`
 	LedgersBookKeeperOnly int64 `json:"ledgersBookKeeperOnly"`
-	// Restore is what a restore of the archive would do, as its dry run reports it (with no
-	// target to compare with).
+	// Restore is what a restore of the archive's local store would do, as its dry run
+	// reports it (with no target to compare with).
 	Restore restore.Plan `json:"restore"`
+	// Configuration is the configuration store's part of an archive of a cluster with one
+	// apart; nil for one store. Its znodes count in Tenants and the totals above too.
+	Configuration *ConfigurationSummary `json:"configuration,omitempty"`
 	// Truncated says some keys went over a cap and are counted under Other.
 	Truncated bool `json:"truncated"`
+}
+
+// ConfigurationSummary is what an archive holds of a configuration store apart, and what a
+// restore does with it before it sees the target (restore.PlanConfiguration decides the rest
+// against the target: shared or exclusive, conflicts).
+type ConfigurationSummary struct {
+	// Source is the store backed up, as the manifest's role names it.
+	Source string `json:"source"`
+	// ByTopLevel counts the store's znodes per top-level path, sorted by path.
+	ByTopLevel []PathCount `json:"byTopLevel"`
+	// Create are the znodes a restore creates (or finds identical); Skipped the others per
+	// reason (restore.SkipReason).
+	Create  int64            `json:"create"`
+	Skipped map[string]int64 `json:"skipped"`
 }
 
 // PathCount is the znodes below one path.
@@ -119,17 +136,23 @@ func (c capped[T]) get(key string) *T {
 	return v
 }
 
-// Read reads a whole archive, verifying it as it goes (archive.Reader), and summarizes it.
+// Read reads a whole archive, verifying it as it goes (archive.Reader), and summarizes it:
+// every store it holds (its roles), the configuration store's apart where it has one.
 // Errors are the archive's (wrapping archive.ErrCorrupt), the restore's
 // (restore.ErrUnrestorable: a managed-ledger or cursor payload a restore could not rewrite),
 // or I/O errors; nothing is returned before the whole archive has been checked.
 func Read(ctx context.Context, r io.Reader) (Summary, error) {
-	ar, err := archive.NewReader(r)
+	ar, err := archive.NewAllReader(r)
 	if err != nil {
 		return Summary{}, err
 	}
 	var s Summary
 	s.Manifest = ar.Manifest()
+	var confTop capped[Count]
+	if role, ok := s.Manifest.Role(archive.RoleConfiguration); ok {
+		s.Configuration = &ConfigurationSummary{Source: role.Source, ByTopLevel: []PathCount{}, Skipped: map[string]int64{}}
+		confTop = newCapped[Count](MaxTopLevel, &s.Truncated)
+	}
 	layout := pulsarpath.NewLayout(s.Manifest.ManagedLedgerPath)
 	planner := restore.NewPlanner(s.Manifest.ManagedLedgerPath, restore.PlanInput{RestoredAt: time.Now()})
 	top := newCapped[Count](MaxTopLevel, &s.Truncated)
@@ -148,13 +171,25 @@ func Read(ctx context.Context, r io.Reader) (Summary, error) {
 				return Summary{}, err
 			}
 		}
-		it, err := planner.Add(rec)
-		if err != nil {
-			return Summary{}, err
-		}
 		size := int64(len(rec.Data))
 		add := func(c *Count) { c.Znodes++; c.DataBytes += size }
-		add(top.get(pulsarpath.TopLevel(rec.Path)))
+		// The configuration store's records: no managed ledgers there (PulsarService.start
+		// gives the managed-ledger storage the local store), and its restore only skips
+		// (restore.SkipReason) or creates.
+		var it restore.Item
+		if ar.Role() == archive.RoleConfiguration {
+			add(confTop.get(pulsarpath.TopLevel(rec.Path)))
+			if reason, skip := restore.SkipReason(rec.Path); skip {
+				s.Configuration.Skipped[reason]++
+			} else {
+				s.Configuration.Create++
+			}
+		} else {
+			if it, err = planner.Add(rec); err != nil {
+				return Summary{}, err
+			}
+			add(top.get(pulsarpath.TopLevel(rec.Path)))
+		}
 		if _, ok := pulsarpath.IsTenant(rec.Path); ok {
 			s.TenantZnodes++
 		}
@@ -198,11 +233,21 @@ func Read(ctx context.Context, r io.Reader) (Summary, error) {
 		}
 	}
 	s.Restore = planner.Plan()
-	for _, p := range slices.Sorted(maps.Keys(top.m)) {
-		s.ByTopLevel = append(s.ByTopLevel, PathCount{Path: p, Count: *top.m[p]})
+	s.ByTopLevel = byPath(top)
+	if s.Configuration != nil {
+		s.Configuration.ByTopLevel = byPath(confTop)
 	}
 	s.Tenants = group(tenants.m, namespaces.m)
 	return s, nil
+}
+
+// byPath lists counts per path, sorted by path.
+func byPath(c capped[Count]) []PathCount {
+	out := []PathCount{}
+	for _, p := range slices.Sorted(maps.Keys(c.m)) {
+		out = append(out, PathCount{Path: p, Count: *c.m[p]})
+	}
+	return out
 }
 
 // group puts each namespace under its tenant, both sorted by name. A namespace whose tenant

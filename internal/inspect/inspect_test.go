@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive/archivetest"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
@@ -101,6 +102,69 @@ func TestReadRefusesBadArchivesWithOneLine(t *testing.T) {
 		_, err := Read(context.Background(), bytes.NewReader(c.data))
 		if !errors.Is(err, c.is) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: %v, want one line wrapping %v", name, err, c.is)
+		}
+	}
+}
+
+// TestReadTwoStores summarizes an archive of a cluster with a configuration store apart:
+// tenants and namespaces are counted from the configuration store, topics from the local
+// one, and the configuration store's own paths and restore are said apart.
+func TestReadTwoStores(t *testing.T) {
+	open := []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}}
+	r := func(path, data string, children int32) znode.Record {
+		return znode.Record{Path: path, Data: []byte(data), ACL: open, Mode: znode.ModePersistent, Stat: znode.Stat{NumChildren: children}}
+	}
+	local := []znode.Record{
+		r("/", "", 2), r("/admin", "", 1), r("/admin/local-policies/t/ns", "{}", 0),
+		r("/managed-ledgers", "", 1), r("/managed-ledgers/t/ns/persistent/x", "", 1), r("/managed-ledgers/t/ns/persistent/x/sub", "", 0),
+	}
+	conf := []znode.Record{
+		r("/", "", 1), r("/admin", "", 3), r("/admin/clusters", "", 1), r("/admin/clusters/c1", `{"serviceUrl":"http://a"}`, 0),
+		r("/admin/policies", "", 1), r("/admin/policies/t", "{}", 1), r("/admin/policies/t/ns", `{"a":1}`, 0),
+		r("/admin/partitioned-topics/t/ns/persistent/p", `{"partitions":2}`, 0),
+	}
+	s, err := Read(context.Background(), bytes.NewReader(archivetest.Roles(t, local, conf)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.Configuration
+	if c == nil || c.Source != "zk:127.0.0.1:2181/configuration" {
+		t.Fatalf("configuration %+v", c)
+	}
+	wantConf := []PathCount{{"/", Count{1, 0}}, {"/admin", Count{7, 50}}}
+	if len(c.ByTopLevel) != len(wantConf) || c.ByTopLevel[0] != wantConf[0] || c.ByTopLevel[1] != wantConf[1] {
+		t.Errorf("configuration by top level %+v, want %+v", c.ByTopLevel, wantConf)
+	}
+	if c.Create != 7 || c.Skipped[restore.SkipRoot] != 1 {
+		t.Errorf("configuration restore: create %d, skipped %v", c.Create, c.Skipped)
+	}
+	wantLocal := []PathCount{{"/", Count{1, 0}}, {"/admin", Count{2, 2}}, {"/managed-ledgers", Count{3, 0}}}
+	if len(s.ByTopLevel) != len(wantLocal) || s.ByTopLevel[0] != wantLocal[0] || s.ByTopLevel[1] != wantLocal[1] || s.ByTopLevel[2] != wantLocal[2] {
+		t.Errorf("local by top level %+v, want %+v", s.ByTopLevel, wantLocal)
+	}
+	// The local store's plan holds only its own znodes.
+	if s.Restore.Znodes != int64(len(local)) || s.Restore.ManagedLedgers != 1 {
+		t.Errorf("local restore plan: %d znodes, %d managed ledgers", s.Restore.Znodes, s.Restore.ManagedLedgers)
+	}
+	if s.TenantZnodes != 1 || s.NamespaceZnodes != 1 || s.Topics != 1 || s.Subscriptions != 1 || s.PartitionedTopics != 1 {
+		t.Errorf("summary %+v", s)
+	}
+	// Tenant t owns its policies (configuration), its namespace's and partitioned topic's,
+	// and its local policies and managed ledger with its cursor (local).
+	if len(s.Tenants) != 1 || s.Tenants[0].Znodes != 6 || len(s.Tenants[0].Namespaces) != 1 {
+		t.Fatalf("tenants %+v", s.Tenants)
+	}
+	if ns := s.Tenants[0].Namespaces[0]; ns.Znodes != 5 || ns.Topics != 1 || ns.PartitionedTopics != 1 {
+		t.Errorf("namespace %+v", ns)
+	}
+	var text bytes.Buffer
+	if err := s.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"top-level path (local store)", "top-level path (configuration store zk:127.0.0.1:2181/configuration)",
+		"and in the configuration store create 7 znodes and leave out 1: root 1"} {
+		if !strings.Contains(text.String(), w) {
+			t.Errorf("text lacks %q:\n%s", w, text.String())
 		}
 	}
 }

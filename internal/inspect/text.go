@@ -38,11 +38,22 @@ func (s Summary) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "managed ledgers under %s\n\n", m.ManagedLedgerPath)
 
-	p("top-level path\tznodes\tdata\n")
+	store := ""
+	if s.Configuration != nil {
+		store = " (local store)"
+	}
+	p("top-level path%s\tznodes\tdata\n", store)
 	for _, c := range s.ByTopLevel {
 		p("%s\t%d\t%s\n", c.Path, c.Znodes, Bytes(c.DataBytes))
 	}
 	p("\n")
+	if c := s.Configuration; c != nil {
+		p("top-level path (configuration store %s)\tznodes\tdata\n", c.Source)
+		for _, pc := range c.ByTopLevel {
+			p("%s\t%d\t%s\n", pc.Path, pc.Znodes, Bytes(pc.DataBytes))
+		}
+		p("\n")
+	}
 	// Tenant rows have every cell, empty ones too, so that the namespaces' columns stay one
 	// column block (text/tabwriter aligns runs of lines with the same cells).
 	p("tenant / namespace\tznodes\tdata\ttopics\tpartitioned\tsubscriptions\toffloaded ledgers\tBookKeeper-only ledgers\n")
@@ -61,7 +72,20 @@ func (s Summary) WriteText(w io.Writer) error {
 	if s.Truncated {
 		fmt.Fprintf(w, "(more top-level paths, tenants or namespaces than listed: the rest are counted under %s)\n", Other)
 	}
-	return writePlan(w, s.Restore)
+	if err := writePlan(w, s.Restore); err != nil {
+		return err
+	}
+	if c := s.Configuration; c != nil {
+		var skipped int64
+		for _, n := range c.Skipped {
+			skipped += n
+		}
+		_, err := fmt.Fprintf(w, "and in the configuration store create %d znodes and leave out %d: %s\n"+
+			"  (only missing znodes when the store holds another cluster's, or a tenant the archive lacks)\n",
+			c.Create, skipped, counts(c.Skipped))
+		return err
+	}
+	return nil
 }
 
 // writePlan says what a restore would keep and drop.
