@@ -51,7 +51,8 @@ func (d *differ) checkName(param, name string) error {
 // object (404) or the bucket's (503).
 func diffStatus(err error) int {
 	switch {
-	case errors.Is(err, archive.ErrCorrupt):
+	case errors.Is(err, archive.ErrCorrupt), errors.Is(err, archive.ErrEncrypted):
+		// ErrEncrypted: the API holds no age identity; `starter diff` decrypts.
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, storage.ErrNotExist):
 		return http.StatusNotFound

@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
+
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive/archivetest"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/backupdiff"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
@@ -53,6 +56,12 @@ func TestDiffEndpoint(t *testing.T) {
 	f.put(older.Name, restorableArchive(t, 3, at))
 	f.put(newer.Name, restorableArchive(t, 5, at.Add(time.Hour)))
 	f.put(f.prefix+"-broken.tar.gz", []byte("not a gzip stream"))
+	key, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.put(f.prefix+"-encrypted.tar.gz", archivetest.Encrypted(t, []znode.Record{{Path: "/z0", Data: []byte("v"), Mode: znode.ModePersistent,
+		ACL: []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}}}}, nil, key.Recipient()))
 
 	var got backupdiff.Result
 	f.getJSON("/backup/diff?from="+older.Name+"&to="+newer.Name, 200, &got)
@@ -99,6 +108,8 @@ func TestDiffEndpoint(t *testing.T) {
 		{"?from=" + older.Name + "&to=" + newer.Name + "&limit=1", 400, `unknown query parameter "limit"`},
 		{"?from=" + f.prefix + "-1.tar.gz&to=" + newer.Name, 404, `no backup named "` + f.prefix + `-1.tar.gz"`},
 		{"?from=" + older.Name + "&to=" + f.prefix + "-broken.tar.gz", 422, "corrupt archive: not gzip"},
+		// The API holds no age identity: an encrypted archive is for `starter diff`.
+		{"?from=" + f.prefix + "-encrypted.tar.gz&to=" + newer.Name, 422, "encrypted to 1 age recipient(s) (" + key.Recipient().String() + ")"},
 	} {
 		status, h, body := f.get("/backup/diff" + c.query)
 		var e errorBody

@@ -1,11 +1,13 @@
-// Package archivetest writes archives for the tests of their readers (inspect, diff):
-// version-2 archives of given records, one store's or two.
+// Package archivetest writes archives for the tests of their readers (inspect, diff, the
+// API): version-2 archives of given records, one store's or two, plain or encrypted.
 package archivetest
 
 import (
 	"bytes"
 	"testing"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
@@ -16,6 +18,18 @@ import (
 // nil) or of one store: each role's records in the order given, managed ledgers under
 // /managed-ledgers.
 func Roles(t testing.TB, local, conf []znode.Record) []byte {
+	t.Helper()
+	return write(t, local, conf, nil)
+}
+
+// Encrypted is Roles with every stream encrypted with age to recipient, as
+// backup.encryption.recipients has the backup write it.
+func Encrypted(t testing.TB, local, conf []znode.Record, recipient *age.X25519Recipient) []byte {
+	t.Helper()
+	return write(t, local, conf, recipient)
+}
+
+func write(t testing.TB, local, conf []znode.Record, recipient *age.X25519Recipient) []byte {
 	t.Helper()
 	m := archive.Manifest{ToolVersion: "test", ManagedLedgerPath: "/managed-ledgers",
 		StartTime: time.Unix(1700000000, 0).UTC(), EndTime: time.Unix(1700000001, 0).UTC()}
@@ -47,7 +61,17 @@ func Roles(t testing.TB, local, conf []znode.Record) []byte {
 			Counts:      counts, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()})
 		m.Znodes += counts.Znodes
 		m.DataBytes += counts.DataBytes
+		if recipient != nil {
+			var enc bytes.Buffer
+			if err := archive.EncryptStream(&enc, &b, []age.Recipient{recipient}); err != nil {
+				t.Fatal(err)
+			}
+			b = enc
+		}
 		streams = append(streams, archive.Stream{R: bytes.NewReader(b.Bytes()), Size: int64(b.Len())})
+	}
+	if recipient != nil {
+		m.Encryption = &archive.Encryption{Scheme: "age", Recipients: []string{recipient.String()}}
 	}
 	var out bytes.Buffer
 	if _, err := archive.Write(&out, m, streams); err != nil {
