@@ -216,6 +216,17 @@ func twoTrees(t testing.TB) (from, to []znode.Record) {
 	return from, to
 }
 
+// namesOf is a Names of exactly s.
+func namesOf(s ...string) Names { return Names{Count: int64(len(s)), First: append([]string{}, s...)} }
+
+// checkEqual fails t unless got deeply equals want.
+func checkEqual(t *testing.T, what string, got, want any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
 func TestDiffReportsWhatChanged(t *testing.T) {
 	from, to := twoTrees(t)
 	a, b := pack(t, shuffledParentsFirst(from, 1)), pack(t, shuffledParentsFirst(to, 2))
@@ -223,17 +234,11 @@ func TestDiffReportsWhatChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := func(s ...string) Names { return Names{Count: int64(len(s)), First: append([]string{}, s...)} }
-	check := func(what string, got, want any) {
-		t.Helper()
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
-		}
-	}
-	check("tenants", res.Tenants, AddedRemoved{Added: names("t3"), Removed: names("t2")})
-	check("namespaces", res.Namespaces, AddedRemoved{Added: names("t3/x"), Removed: names("t1/ns2", "t2/ns1")})
-	check("topics", res.Topics, AddedRemoved{Added: names("persistent://t1/ns1/c"), Removed: names("persistent://t1/ns1/b")})
-	check("partitioned topics", res.PartitionedTopics, AddedRemoved{Added: names("persistent://t1/ns1/p2"), Removed: names()})
+	check := func(what string, got, want any) { t.Helper(); checkEqual(t, what, got, want) }
+	check("tenants", res.Tenants, AddedRemoved{Added: namesOf("t3"), Removed: namesOf("t2")})
+	check("namespaces", res.Namespaces, AddedRemoved{Added: namesOf("t3/x"), Removed: namesOf("t1/ns2", "t2/ns1")})
+	check("topics", res.Topics, AddedRemoved{Added: namesOf("persistent://t1/ns1/c"), Removed: namesOf("persistent://t1/ns1/b")})
+	check("partitioned topics", res.PartitionedTopics, AddedRemoved{Added: namesOf("persistent://t1/ns1/p2"), Removed: namesOf()})
 	// Added: t3, t3/x, p2, c. Removed: ns2, t2, t2/ns1, b. Changed: ns1 and p1 (data), a
 	// (data), L0001 (ACL).
 	check("znodes", res.Znodes, Changes{Added: 4, Removed: 4, Changed: 4, DataChanged: 3, ACLChanged: 1, Unchanged: int64(len(from) - 8)})
@@ -250,7 +255,7 @@ func TestDiffReportsWhatChanged(t *testing.T) {
 		"/ledgers":                  {Changed: 1, ACLChanged: 1},
 		"/ledgers/00":               {Changed: 1, ACLChanged: 1},
 	})
-	check("ledgers", res.ManagedLedgers, LedgerChanges{Count: 1, Gained: 1, Lost: 1, Undecodable: names(), Changes: []LedgerChange{{
+	check("ledgers", res.ManagedLedgers, LedgerChanges{Count: 1, Gained: 1, Lost: 1, Undecodable: namesOf(), Changes: []LedgerChange{{
 		Topic: "persistent://t1/ns1/a", Path: "/managed-ledgers/t1/ns1/persistent/a", Gained: []int64{3}, Lost: []int64{1}, GainedCount: 1, LostCount: 1,
 	}}})
 
@@ -423,18 +428,12 @@ func TestDiffOfTwoStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := func(s ...string) Names { return Names{Count: int64(len(s)), First: append([]string{}, s...)} }
-	check := func(what string, got, want any) {
-		t.Helper()
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
-		}
-	}
+	check := func(what string, got, want any) { t.Helper(); checkEqual(t, what, got, want) }
 	// The same changes as in one store: tenants and namespaces come from the configuration
 	// store, topics from the local one.
-	check("tenants", res.Tenants, AddedRemoved{Added: names("t3"), Removed: names("t2")})
-	check("namespaces", res.Namespaces, AddedRemoved{Added: names("t3/x"), Removed: names("t1/ns2", "t2/ns1")})
-	check("topics", res.Topics, AddedRemoved{Added: names("persistent://t1/ns1/c"), Removed: names("persistent://t1/ns1/b")})
+	check("tenants", res.Tenants, AddedRemoved{Added: namesOf("t3"), Removed: namesOf("t2")})
+	check("namespaces", res.Namespaces, AddedRemoved{Added: namesOf("t3/x"), Removed: namesOf("t1/ns2", "t2/ns1")})
+	check("topics", res.Topics, AddedRemoved{Added: namesOf("persistent://t1/ns1/c"), Removed: namesOf("persistent://t1/ns1/b")})
 	// "/" and "/admin" are two znodes each, unchanged in both stores.
 	check("znodes", res.Znodes, Changes{Added: 4, Removed: 4, Changed: 4, DataChanged: 3, ACLChanged: 1, Unchanged: int64(len(from)-8) + 2})
 	type key struct{ role, path string }
@@ -480,5 +479,5 @@ func TestDiffOfTwoStores(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("moved apart", res.Znodes, Changes{Added: int64(len(fc)), Removed: int64(len(fc) - 2), Unchanged: int64(len(fl))})
-	check("moved apart, tenants", res.Tenants, AddedRemoved{Added: names("t1", "t2"), Removed: names("t1", "t2")})
+	check("moved apart, tenants", res.Tenants, AddedRemoved{Added: namesOf("t1", "t2"), Removed: namesOf("t1", "t2")})
 }
