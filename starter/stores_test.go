@@ -17,11 +17,15 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/backupdiff"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/etcdstore"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/inspect"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsarpath"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsartree"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore/restoretest"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/testenv"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
@@ -184,12 +188,16 @@ func TestTwoStoresAndChroots(t *testing.T) {
 	t.Run("a configuration store shared with another cluster is restored additively", func(t *testing.T) {
 		// Another cluster's cluster and tenant, and a tenant of the archive's that the other
 		// cluster holds with its own policies.
+		// Not a tenant `initialize-cluster-metadata` writes (public, pulsar): the new
+		// cluster's init has it already, so the other cluster's version could not be seeded.
 		var tenant string
 		for p := range conf {
-			if znode.Parent(p) == "/admin/policies" {
+			if znode.Parent(p) == "/admin/policies" && !restore.ClusterInitPath(p) && (tenant == "" || p < tenant) {
 				tenant = p
-				break
 			}
+		}
+		if tenant == "" {
+			t.Fatal("the archive has no tenant of its own")
 		}
 		open := []znode.ACL{{Perms: zk.PermAll, Scheme: "world", ID: "anyone"}}
 		theirs := map[string]znode.Record{
@@ -260,6 +268,82 @@ func TestTwoStoresAndChroots(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 		tg.assertNothingWritten(t)
+	})
+
+	// Last, as it changes the source: inspect and diff read both stores of real archives.
+	t.Run("inspect and diff read both stores", func(t *testing.T) {
+		var sum inspect.Summary
+		if err := json.Unmarshal([]byte(cli(t, "--config", cfgPath, "inspect", "--json", res.URL)), &sum); err != nil {
+			t.Fatal(err)
+		}
+		total := func(pcs []inspect.PathCount) (n int64) {
+			for _, pc := range pcs {
+				n += pc.Znodes
+			}
+			return n
+		}
+		var tenants, namespaces int64
+		var nsPath string
+		for p, r := range conf {
+			if _, ok := pulsarpath.IsTenant(p); ok {
+				tenants++
+			}
+			if _, ok := pulsarpath.IsNamespace(p, r.Stat.NumChildren); ok {
+				namespaces++
+				if nsPath == "" || p < nsPath {
+					nsPath = p
+				}
+			}
+		}
+		if c := sum.Configuration; c == nil || total(c.ByTopLevel) != res.Roles[1].Znodes || total(sum.ByTopLevel) != res.Roles[0].Znodes ||
+			sum.TenantZnodes != tenants || sum.NamespaceZnodes != namespaces || c.Create+c.Skipped[restore.SkipRoot] != res.Roles[1].Znodes {
+			t.Fatalf("inspect: configuration %+v, local top level %+v, tenants %d namespaces %d; want %d and %d", c, sum.ByTopLevel, sum.TenantZnodes, sum.NamespaceZnodes, tenants, namespaces)
+		}
+
+		// One namespace policy changes in the configuration store; the next backup's diff
+		// names it there, and nothing else.
+		conn, _, err := zk.Connect([]string{confZK.Addr}, 10*time.Second, zk.WithLogInfo(false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if err := conn.AddAuth("digest", []byte(pulsartree.DefaultDigestUser+":"+pulsartree.DefaultDigestPassword)); err != nil {
+			t.Fatal(err)
+		}
+		var policy map[string]any
+		if err := json.Unmarshal(conf[nsPath].Data, &policy); err != nil {
+			t.Fatalf("%s: %v", nsPath, err)
+		}
+		policy["message_ttl_in_seconds"] = 4242
+		data, err := json.Marshal(policy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Set("/conf"+nsPath, data, -1); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := run([]string{"--config", cfgPath, "backup"}, &out); err != nil {
+			t.Fatal(err)
+		}
+		var second result.Backup
+		if err := json.Unmarshal(out.Bytes(), &second); err != nil {
+			t.Fatal(err)
+		}
+		var d backupdiff.Result
+		if err := json.Unmarshal([]byte(cli(t, "--config", cfgPath, "diff", "--json", res.URL, second.URL)), &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Znodes.Changed != 1 || d.Znodes.Added+d.Znodes.Removed != 0 || d.Policies.Count != 1 || len(d.Policies.Changes) != 1 {
+			t.Fatalf("diff: znodes %+v, policies %+v", d.Znodes, d.Policies)
+		}
+		ch := d.Policies.Changes[0]
+		if ch.Role != archive.RoleConfiguration || ch.Path != nsPath || ch.Kind != "namespace" || len(ch.Patch) == 0 {
+			t.Fatalf("policy change %+v, want namespace %s in the configuration store", ch, nsPath)
+		}
+		if text := cli(t, "--config", cfgPath, "diff", res.URL, second.URL); !strings.Contains(text, "configuration:"+nsPath) || !strings.Contains(text, "4242") {
+			t.Errorf("diff text:\n%s", text)
+		}
 	})
 }
 
