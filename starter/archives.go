@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"filippo.io/age"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/storage"
@@ -39,32 +44,135 @@ func newArchives(configPath string) (archives, error) {
 }
 
 // open resolves point as a restorePoint is (an s3a://, s3:// or file:// URL, or a key in the
-// configured bucket) and opens the object.
-func (a archives) open(ctx context.Context, point string) (io.ReadCloser, string, error) {
+// configured bucket) and opens the object. An archive encrypted with age
+// (backup.encryption) is decrypted as it streams with the identities of
+// restore.encryption.identityFile, as a restore's download does, and its encryption is
+// returned; without them it is refused, naming its recipients.
+func (a archives) open(ctx context.Context, point string) (io.ReadCloser, string, *archive.Encryption, error) {
 	url := point
 	if !strings.Contains(point, "://") {
 		if a.bucket == "" {
-			return nil, "", fmt.Errorf("%q is not an archive URL (s3a://, s3:// or file:///): a bare key needs --config, whose bucket it is in", point)
+			return nil, "", nil, fmt.Errorf("%q is not an archive URL (s3a://, s3:// or file:///): a bare key needs --config, whose bucket it is in", point)
 		}
 		var err error
 		if url, err = restore.ResolvePoint(point, a.bucket); err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 	}
 	loc, key, err := storage.SplitObjectURL(url)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	store, err := storage.Open(ctx, loc.URL(""), a.cfg.S3.StoreOptions())
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	rc, err := store.Get(ctx, key)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
-	return rc, url, nil
+	// The manifest (the first tar entry, a few kilobytes in) says whether it is encrypted;
+	// what reading it took is replayed ahead of the rest, so the object is fetched once.
+	rec := &recorder{r: rc, max: 4 << 20}
+	m, merr := archive.ReadManifest(rec)
+	if rec.over {
+		rc.Close()
+		return nil, "", nil, fmt.Errorf("%s: corrupt archive: no manifest in its first %d bytes", url, rec.max)
+	}
+	body := readCloser{io.MultiReader(bytes.NewReader(rec.buf.Bytes()), rc), rc.Close}
+	if merr != nil || m.Encryption == nil {
+		// A manifest that does not read is the reader's to report, with the rest.
+		return body, url, nil, nil
+	}
+	ids, err := a.identities(m.Encryption)
+	if err != nil {
+		rc.Close()
+		return nil, "", nil, fmt.Errorf("%s: %w", url, err)
+	}
+	pr, pw := io.Pipe()
+	d := &decrypted{PipeReader: pr, body: rc, done: make(chan struct{})}
+	go func() {
+		_, err := archive.Decrypt(body, pw, ids)
+		d.err = err
+		close(d.done)
+		pw.CloseWithError(err)
+	}()
+	return d, url, m.Encryption, nil
 }
+
+// decrypted is the plaintext of an encrypted archive, decrypted as it is read.
+type decrypted struct {
+	*io.PipeReader
+	body io.Closer
+	// err is the decryption's error, set before done is closed, and done before the
+	// reader sees the end of the plaintext.
+	err  error
+	done chan struct{}
+}
+
+func (d *decrypted) Close() error {
+	d.PipeReader.Close()
+	return d.body.Close()
+}
+
+// readErr is the error to report for err, met reading rc: when rc's decryption failed
+// (no identity matches, an altered ciphertext), that failure, which the plaintext's reader
+// only saw as its stream ending (a "not gzip" or a truncation).
+func readErr(rc io.Reader, err error) error {
+	d, ok := rc.(*decrypted)
+	if !ok {
+		return err
+	}
+	select {
+	case <-d.done:
+		if d.err != nil {
+			return d.err
+		}
+	default:
+	}
+	return err
+}
+
+// identities are the age identities of restore.encryption.identityFile, for an archive
+// encrypted to e's recipients.
+func (a archives) identities(e *archive.Encryption) ([]age.Identity, error) {
+	file := a.cfg.Restore.Encryption.IdentityFile
+	if file == "" {
+		return nil, fmt.Errorf("%w to age recipient(s) %s: set restore.encryption.identityFile in the --config file to read it",
+			archive.ErrEncrypted, strings.Join(e.Recipients, ", "))
+	}
+	ids, err := archive.ReadIdentityFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("restore.encryption.identityFile: %w", err)
+	}
+	return ids, nil
+}
+
+// recorder keeps what is read through it, up to max bytes; over says it read past them.
+type recorder struct {
+	r    io.Reader
+	buf  bytes.Buffer
+	max  int
+	over bool
+}
+
+func (r *recorder) Read(p []byte) (int, error) {
+	if r.buf.Len() >= r.max {
+		r.over = true
+		return 0, errors.New("read past the manifest's bytes")
+	}
+	n, err := r.r.Read(p[:min(len(p), r.max-r.buf.Len())])
+	r.buf.Write(p[:n])
+	return n, err
+}
+
+// readCloser reads from one reader and closes with another's Close.
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }
 
 // parseArgs parses flags placed before, between or after the positional arguments.
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {

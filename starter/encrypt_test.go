@@ -15,7 +15,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/backupdiff"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/inspect"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsartree"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore/restoretest"
 )
@@ -91,8 +93,32 @@ func TestAgeEncryptedBackup(t *testing.T) {
 			t.Fatalf("restore: %v; want one line containing %q", err, tc.want)
 		}
 		tg.assertNothingWritten(t)
+		// inspect and diff read it as a restore does, and refuse it the same way.
+		want := map[string]string{"": "set restore.encryption.identityFile in the --config file", other.String(): "no identity matches"}[keyString(tc.key)]
+		for _, args := range [][]string{{"inspect", f.backup.URL}, {"diff", f.backup.URL, f.backup.URL}} {
+			var out bytes.Buffer
+			err := run(append([]string{"--config", tg.cfgPath}, args...), &out)
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), id.Recipient().String()) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("%s: %v; want one line containing %q and the recipient", args[0], err, want)
+			}
+		}
 	}
 	withIdentity(id)
+	var sum inspect.Summary
+	if err := json.Unmarshal([]byte(cli(t, "--config", tg.cfgPath, "inspect", "--json", f.backup.URL)), &sum); err != nil {
+		t.Fatal(err)
+	}
+	if sum.Manifest.Znodes != f.backup.Znodes || sum.Manifest.Encryption == nil || sum.Manifest.Encryption.Recipients[0] != id.Recipient().String() ||
+		sum.Restore.Znodes != f.backup.Znodes || sum.Topics == 0 {
+		t.Fatalf("inspect of the encrypted archive: manifest %+v, restore plan of %d znodes, %d topics", sum.Manifest, sum.Restore.Znodes, sum.Topics)
+	}
+	var d backupdiff.Result
+	if err := json.Unmarshal([]byte(cli(t, "--config", tg.cfgPath, "diff", "--json", f.backup.URL, f.backup.URL)), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Znodes != (backupdiff.Changes{Unchanged: f.backup.Znodes}) || d.To.Manifest.Encryption == nil {
+		t.Fatalf("diff of the encrypted archive with itself: %+v, to %+v", d.Znodes, d.To.Manifest)
+	}
 	rep, _, err := tg.restoreCLI(t, "--restore-point", f.backup.URL, "--restore-version", "1")
 	if err != nil {
 		t.Fatal(err)
@@ -102,4 +128,12 @@ func TestAgeEncryptedBackup(t *testing.T) {
 	}
 	f.checkRestored(t, tg)
 	assertNoSecretsInHistory(t, f.stack, id.String(), other.String())
+}
+
+// keyString is an identity's secret key, "" for none.
+func keyString(k *age.X25519Identity) string {
+	if k == nil {
+		return ""
+	}
+	return k.String()
 }

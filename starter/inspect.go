@@ -18,16 +18,17 @@ func inspectCmd(ctx context.Context, a archives, args []string, stdout io.Writer
 	if err != nil || len(urls) != 1 {
 		return fmt.Errorf("inspect: want one archive URL%s\n%s", argErr(err), usage)
 	}
-	rc, url, err := a.open(ctx, urls[0])
+	rc, url, enc, err := a.open(ctx, urls[0])
 	if err != nil {
 		return fmt.Errorf("inspect: %w", err)
 	}
 	defer rc.Close()
 	s, err := inspect.Read(ctx, rc)
 	if err != nil {
-		return fmt.Errorf("inspect %s: %w", url, err)
+		return fmt.Errorf("inspect %s: %w", url, readErr(rc, err))
 	}
 	s.URL = url
+	s.Manifest.Encryption = enc // read decrypted: say how it is stored
 	if *asJSON {
 		return writeJSON(stdout, s)
 	}
