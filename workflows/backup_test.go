@@ -17,10 +17,16 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
+// testWorkerOptions are the test environments' worker options: sessions, and a deadlock
+// detection timeout that a starved CPU (CI runs packages in parallel on two) cannot reach
+// while workflow code runs, where the SDK's 1 s default was once reached. A workflow that
+// really blocks still fails, after 10 s.
+var testWorkerOptions = worker.Options{EnableSessionWorker: true, DeadlockDetectionTimeout: 10 * time.Second}
+
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+	env.SetWorkerOptions(testWorkerOptions)
 	env.RegisterWorkflowWithOptions(BackupWorkflow, workflowRegisterOptions(result.BackupWorkflowName))
 	env.RegisterActivity(&activities.Backup{})
 	env.SetStartTime(time.UnixMilli(1700000000000))

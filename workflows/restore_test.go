@@ -13,7 +13,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
@@ -75,7 +74,7 @@ type mocks struct {
 func newRestoreEnv(t *testing.T, m mocks) *restoreEnv {
 	var s testsuite.WorkflowTestSuite
 	e := &restoreEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment()}
-	e.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+	e.SetWorkerOptions(testWorkerOptions)
 	e.RegisterWorkflowWithOptions(RestoreWorkflow, workflowRegisterOptions(result.RestoreWorkflowName))
 	e.RegisterActivity(&activities.Restore{})
 	e.SetStartTime(time.UnixMilli(1700000100000))

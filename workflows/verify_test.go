@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
@@ -19,7 +18,7 @@ import (
 func newVerifyEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
-	env.SetWorkerOptions(worker.Options{EnableSessionWorker: true})
+	env.SetWorkerOptions(testWorkerOptions)
 	env.RegisterWorkflowWithOptions(VerifyWorkflow, workflowRegisterOptions(result.VerifyWorkflowName))
 	env.RegisterActivity(&activities.Backup{})
 	env.RegisterActivity(&activities.Restore{})
