@@ -14,6 +14,7 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/config"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/drill"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/retention"
@@ -141,7 +142,11 @@ func (v *Verify) PrepareScratch(ctx context.Context) error {
 		return err
 	}
 	defer zc.Close()
-	if err := drill.Prepare(ctx, zc); err != nil {
+	var confRoot string
+	if _, separate := v.Config.ConfigStore(); separate {
+		confRoot = result.ScratchConfigurationRoot
+	}
+	if err := drill.Prepare(ctx, zc, confRoot); err != nil {
 		if errors.Is(err, drill.ErrNotScratch) {
 			return nonRetryable(ErrTypeNotScratch, fmt.Errorf("verify.zookeeper %s: %w", v.Config.Verify.ZooKeeper, err))
 		}
@@ -169,9 +174,13 @@ const maxDifferences = 20
 
 // CompareScratch reads the scratch ensemble back and compares it with the archive as the
 // restore writes it (drill.Compare), with the restore marker's start as the cursors'
-// lastActive. The marker must say the restore of this archive is complete.
+// lastActive. The marker must say the restore of this archive is complete. A deployment
+// with a configuration store apart has its configuration role compared too, with the
+// scratch configuration store (under result.ScratchConfigurationRoot); its differences are
+// named "configuration:<path>".
 func (v *Verify) CompareScratch(ctx context.Context, in CompareInput) (CompareResult, error) {
-	zc, err := Connect(ctx, v.Config.ScratchConfig(), 0)
+	scfg := v.Config.ScratchConfig()
+	zc, err := Connect(ctx, scfg, 0)
 	if err != nil {
 		return CompareResult{}, err
 	}
@@ -183,21 +192,47 @@ func (v *Verify) CompareScratch(ctx context.Context, in CompareInput) (CompareRe
 	if m == nil || m.State != restore.StateComplete || m.RestorePoint != in.RestorePoint {
 		return CompareResult{}, nonRetryable(ErrTypeRestoreDiffers, fmt.Errorf("the scratch ensemble's restore marker does not say %s was restored (marker %+v)", in.RestorePoint, m))
 	}
-	f, err := os.Open(in.ArchivePath)
-	if err != nil {
-		return CompareResult{}, fmt.Errorf("compare: %w", err)
-	}
-	defer f.Close()
 	hb := startHeartbeats(ctx)
 	defer hb.stop()
-	r, err := drill.Compare(ctx, zc, f, m.StartedAt, maxDifferences)
-	if err != nil {
-		if errors.Is(err, archive.ErrCorrupt) || errors.Is(err, restore.ErrUnrestorable) {
-			return CompareResult{}, classifyRestore(err)
+	var res CompareResult
+	compare := func(store metastore.Store, role string) error {
+		f, err := os.Open(in.ArchivePath)
+		if err != nil {
+			return fmt.Errorf("compare: %w", err)
 		}
-		return CompareResult{}, classify(err)
+		defer f.Close()
+		r, err := drill.Compare(ctx, store, f, role, m.StartedAt, maxDifferences-len(res.Differences))
+		if err != nil {
+			if errors.Is(err, archive.ErrCorrupt) || errors.Is(err, restore.ErrUnrestorable) {
+				return classifyRestore(err)
+			}
+			return classify(err)
+		}
+		res.Compared += r.Compared
+		res.Skipped += r.Skipped
+		res.Count += r.Count
+		for _, d := range r.Differences {
+			if role != archive.RoleLocal {
+				d.Path = role + ":" + d.Path
+			}
+			res.Differences = append(res.Differences, d)
+		}
+		return nil
 	}
-	return CompareResult{Compared: r.Compared, Skipped: r.Skipped, Differences: r.Differences, Count: r.Count}, nil
+	if err := compare(zc, archive.RoleLocal); err != nil {
+		return CompareResult{}, err
+	}
+	if _, separate := scfg.ConfigStore(); separate {
+		cc, err := connectStore(ctx, scfg.ConfigurationStore, 0)
+		if err != nil {
+			return CompareResult{}, err
+		}
+		defer cc.Close()
+		if err := compare(cc, archive.RoleConfiguration); err != nil {
+			return CompareResult{}, err
+		}
+	}
+	return res, nil
 }
 
 // ClearScratch deletes what the drill left in the scratch ensemble (drill.Clear).

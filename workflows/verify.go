@@ -116,6 +116,9 @@ func (v *verifyRun) drill(sctx workflow.Context, dl activities.DownloadResult) e
 		return temporal.NewNonRetryableApplicationError("restore drill: the restore into the scratch ensemble failed: "+Cause(err), activities.ErrTypeRestoreDiffers, err)
 	}
 	d.Created = rep.Created
+	if c := rep.Configuration; c != nil {
+		d.Created += c.Created
+	}
 	var cmp activities.CompareResult
 	if err := workflow.ExecuteActivity(v.session(sctx, time.Hour), va.CompareScratch, activities.CompareInput{
 		ArchivePath: dl.ArchivePath, RestorePoint: v.loc.URL,

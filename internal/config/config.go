@@ -147,13 +147,18 @@ func (v Verify) ScratchServers() ([]string, error) {
 }
 
 // ScratchConfig is c with verify.zookeeper as its ensemble: what the drill's restore
-// activities run with.
-// The drill never writes a real store: the configuration store is unset too, so the drill
-// of an archive with a configuration store apart is refused (ConfigurationStoreMismatch)
-// rather than restored into the deployment's own configuration store.
+// activities run with. The drill never writes a real store: a deployment with a
+// configuration store apart has it drilled into the scratch ensemble too, under
+// result.ScratchConfigurationRoot (with the configuration store's credentials, whose ACLs
+// its znodes carry); without one, the configuration store is unset.
 func (c Config) ScratchConfig() Config {
+	_, separate := c.ConfigStore()
 	c.ZooKeeper.Servers = c.Verify.ZooKeeper
-	c.ConfigurationStore = ZooKeeper{SessionTimeout: c.ConfigurationStore.SessionTimeout}
+	if separate {
+		c.ConfigurationStore.Servers = "zk:" + c.Verify.ZooKeeper + result.ScratchConfigurationRoot
+	} else {
+		c.ConfigurationStore = ZooKeeper{SessionTimeout: c.ConfigurationStore.SessionTimeout}
+	}
 	return c
 }
 
@@ -427,11 +432,16 @@ func (c Config) Validate() error {
 	if err != nil {
 		return err
 	}
-	live, _ := c.ZooKeeper.ServerList()
-	for _, s := range scratch {
-		for _, l := range live {
-			if s == l {
-				return fmt.Errorf("verify.zookeeper %q: %s is also in zookeeper.servers; the drill clears its scratch ensemble, give it one of its own", c.Verify.ZooKeeper, s)
+	for _, store := range []struct {
+		key string
+		z   ZooKeeper
+	}{{"zookeeper.servers", c.ZooKeeper}, {"configurationStore.servers", c.ConfigurationStore}} {
+		live, _ := store.z.ServerList()
+		for _, s := range scratch {
+			for _, l := range live {
+				if s == l {
+					return fmt.Errorf("verify.zookeeper %q: %s is also in %s; the drill clears its scratch ensemble, give it one of its own", c.Verify.ZooKeeper, s, store.key)
+				}
 			}
 		}
 	}

@@ -5,9 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
-	"time"
+
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
 func TestDefaults(t *testing.T) {
@@ -51,8 +53,28 @@ func TestVerifyDefaultsAndScratch(t *testing.T) {
 	if err != nil || len(servers) != 2 || time.Duration(cfg.Verify.Interval) != 24*time.Hour || !cfg.Verify.Enable {
 		t.Fatalf("verify %+v %v %v", cfg.Verify, servers, err)
 	}
-	if sc := cfg.ScratchConfig(); sc.ZooKeeper.Servers != "scratch-0:2181,scratch-1:2181" || cfg.ZooKeeper.Servers != "127.0.0.1:2181" {
-		t.Fatalf("scratch config %q, live %q", sc.ZooKeeper.Servers, cfg.ZooKeeper.Servers)
+	if sc := cfg.ScratchConfig(); sc.ZooKeeper.Servers != "scratch-0:2181,scratch-1:2181" || cfg.ZooKeeper.Servers != "127.0.0.1:2181" || sc.ConfigurationStore.Servers != "" {
+		t.Fatalf("scratch config %q (configuration %q), live %q", sc.ZooKeeper.Servers, sc.ConfigurationStore.Servers, cfg.ZooKeeper.Servers)
+	}
+
+	// A configuration store apart is drilled into the scratch ensemble too, under its own
+	// chroot and with its own credentials; never into the deployment's.
+	two, err := Parse(strings.NewReader("configurationStore:\n  servers: conf-0:2181/pulsar\n  auth: \"digest:conf:pw\"\n" +
+		"verify:\n  zookeeper: \"scratch-0:2181,scratch-1:2181\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := two.ScratchConfig()
+	if sc.ConfigurationStore.Servers != "zk:scratch-0:2181,scratch-1:2181"+result.ScratchConfigurationRoot || sc.ConfigurationStore.Auth != "digest:conf:pw" {
+		t.Fatalf("scratch configuration store %q auth %q", sc.ConfigurationStore.Servers, sc.ConfigurationStore.Auth)
+	}
+	if u, err := sc.ConfigurationStore.URL(); err != nil || u.Root != result.ScratchConfigurationRoot || len(u.Servers) != 2 {
+		t.Fatalf("the scratch configuration store's URL: %+v %v", u, err)
+	}
+	// The drill clears its scratch ensemble: it may not be the configuration store's.
+	_, err = Parse(strings.NewReader("configurationStore:\n  servers: conf-0:2181\nverify:\n  zookeeper: \"scratch-0:2181,conf-0:2181\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "conf-0:2181 is also in configurationStore.servers") {
+		t.Fatalf("a scratch ensemble sharing a server with the configuration store: %v", err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/metastore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -38,8 +39,11 @@ var ErrNotScratch = errors.New("not a scratch ensemble")
 // one with a registered broker or with znodes no drill wrote (and no claim), then writes the
 // claim and BookKeeper's INSTANCEID (as `pulsar initialize-cluster-metadata` formats it),
 // which the restore's gate requires. What an earlier drill left is not cleared here: the
-// restore and the comparison see it, and the drill clears after itself (Clear).
-func Prepare(ctx context.Context, c metastore.Store) error {
+// restore and the comparison see it, and the drill clears after itself (Clear). With
+// configurationRoot (result.ScratchConfigurationRoot, for a deployment with a configuration
+// store apart) it also creates that chroot, which the scratch configuration store lives
+// under.
+func Prepare(ctx context.Context, c metastore.Store, configurationRoot string) error {
 	brokers, _, err := c.ListChildren(ctx, restore.BrokersPath)
 	if err != nil {
 		return fmt.Errorf("scratch: %w", err)
@@ -63,11 +67,15 @@ func Prepare(ctx context.Context, c metastore.Store) error {
 			return fmt.Errorf("%w: it holds %s and no %s: point verify.zookeeper at an empty ensemble", ErrNotScratch, strings.Join(first(foreign, 3), ", "), ClaimPath)
 		}
 	}
-	for _, r := range []znode.Record{
+	recs := []znode.Record{
 		{Path: ClaimPath, Data: []byte("restore drill scratch ensemble of pulsar-metadata-backup: cleared after every drill")},
 		{Path: restore.LedgersRoot},
 		{Path: restore.InstanceIDPath, Data: []byte("restore-drill")},
-	} {
+	}
+	if configurationRoot != "" {
+		recs = append(recs, znode.Record{Path: configurationRoot})
+	}
+	for _, r := range recs {
 		r.ACL, r.Mode = openACL, znode.ModePersistent
 		// One an earlier drill wrote, or the scratch's own with other contents, will do.
 		if _, err := c.CreateOne(ctx, r); err != nil && !errors.Is(err, zk.ErrNodeExists) {
@@ -96,13 +104,13 @@ type Result struct {
 	Count       int64
 }
 
-// Compare reads the scratch tree back and compares it, record by record, with what a restore
-// of the archive creates: for each record, the restore's own Rewriter (with restoredAt, the
+// Compare reads a scratch store back and compares it, record by record, with what a restore
+// of the archive's role (archive.RoleLocal, RoleConfiguration) creates there: for each record, the restore's own Rewriter (with restoredAt, the
 // marker's start, as Apply uses) says whether it is skipped and what it becomes; the znode
 // read back must then have its mode, data and ACL (restore.Same). A znode outside the
 // skipped paths that the archive lacks is extra. Memory: a 64-bit hash of each znode's path
 // and one of its contents, never the tree; up to maxReport differences are named.
-func Compare(ctx context.Context, c metastore.Store, r io.Reader, restoredAt time.Time, maxReport int) (Result, error) {
+func Compare(ctx context.Context, c metastore.Store, r io.Reader, role string, restoredAt time.Time, maxReport int) (Result, error) {
 	var res Result
 	seed := maphash.MakeSeed()
 	tree := map[uint64]uint64{}
@@ -115,10 +123,12 @@ func Compare(ctx context.Context, c metastore.Store, r io.Reader, restoredAt tim
 	if err != nil {
 		return res, fmt.Errorf("read the scratch tree back: %w", err)
 	}
-	ar, err := archive.NewReader(r)
+	ar, err := archive.NewRoleReader(r, role)
 	if err != nil {
 		return res, err
 	}
+	// The configuration store holds no managed ledgers: its records pass the Rewriter as
+	// they are, as restore.ApplyConfiguration creates them.
 	rw := restore.NewRewriter(ar.Manifest().ManagedLedgerPath, restoredAt)
 	note := func(d Difference) {
 		res.Count++
@@ -174,9 +184,10 @@ func Compare(ctx context.Context, c metastore.Store, r io.Reader, restoredAt tim
 	return res, nil
 }
 
-// skipped leaves out what a restore does not write (restore.SkipReason) and the claim.
+// skipped leaves out what a restore does not write (restore.SkipReason), the claim, and the
+// scratch configuration store's chroot (compared on its own).
 func skipped(path string) bool {
-	if path == ClaimPath {
+	if path == ClaimPath || path == result.ScratchConfigurationRoot {
 		return true
 	}
 	_, skip := restore.SkipReason(path)

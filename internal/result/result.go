@@ -234,14 +234,20 @@ type Drill struct {
 	// Scratch is the ensemble restored into; RestoreWorkflowID the restore's run.
 	Scratch           []string `json:"scratch"`
 	RestoreWorkflowID string   `json:"restoreWorkflowId"`
-	// Created counts the znodes the restore wrote; Compared the archive's records compared
-	// with the tree read back; Skipped those the restore leaves out by its own rules.
+	// Created counts the znodes the restore wrote (into both stores of a deployment with a
+	// configuration store apart); Compared the archive's records compared with the trees
+	// read back; Skipped those the restore leaves out by its own rules.
 	Created  int64 `json:"created"`
 	Compared int64 `json:"compared"`
 	Skipped  int64 `json:"skipped"`
 	// Cleared counts the znodes deleted from the scratch ensemble afterwards.
 	Cleared int64 `json:"cleared"`
 }
+
+// ScratchConfigurationRoot is, in the drill's scratch ensemble, the chroot the drill restores
+// a configuration store apart into (the local store goes to the ensemble's root), so one
+// scratch ensemble drills a two-store archive whole.
+const ScratchConfigurationRoot = "/metadata-verify-configuration"
 
 // ScratchTaskQueue is the task queue of the workers that restore into the drill's scratch
 // ensemble (verify.zookeeper) for the deployment of taskQueue.
