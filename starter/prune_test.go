@@ -24,7 +24,6 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/retention"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/testenv"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/workflows"
 )
 
 // The synthetic history the retention test puts in the bucket, as the backup workflow names
@@ -213,14 +212,7 @@ func TestRetention(t *testing.T) {
 
 	// 3. A real backup: after its upload, its own Prune activity applies the policy to the new
 	// archive N and the history. N takes a slot of every rule.
-	var out bytes.Buffer
-	if err := run([]string{"--config", cfgPath, "backup"}, &out); err != nil {
-		t.Fatal(err)
-	}
-	var res workflows.BackupResult
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
-		t.Fatal(err)
-	}
+	res := backupCLI(t, cfgPath)
 	deleted := []string{"A9", "A8", "A7", "A6", "A5", "A4", "A3", "A1"}
 	var wantDeleted []string
 	var wantBytes int64

@@ -25,7 +25,6 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/pulsartree"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore/restoretest"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/testenv"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
@@ -322,14 +321,7 @@ func TestTwoStoresAndChroots(t *testing.T) {
 		if _, err := conn.Set("/conf"+nsPath, data, -1); err != nil {
 			t.Fatal(err)
 		}
-		var out bytes.Buffer
-		if err := run([]string{"--config", cfgPath, "backup"}, &out); err != nil {
-			t.Fatal(err)
-		}
-		var second result.Backup
-		if err := json.Unmarshal(out.Bytes(), &second); err != nil {
-			t.Fatal(err)
-		}
+		second := backupCLI(t, cfgPath)
 		var d backupdiff.Result
 		if err := json.Unmarshal([]byte(cli(t, "--config", cfgPath, "diff", "--json", res.URL, second.URL)), &d); err != nil {
 			t.Fatal(err)

@@ -127,14 +127,7 @@ func TestRestoreDrill(t *testing.T) {
 	cfgPath, cfg := s.writeConfig(t, func(c *config.Config) { c.Verify.ZooKeeper = scratch.Addr })
 	drillWorkers(t, s, cfg)
 
-	var out bytes.Buffer
-	if err := run([]string{"--config", cfgPath, "backup"}, &out); err != nil {
-		t.Fatal(err)
-	}
-	var backup workflows.BackupResult
-	if err := json.Unmarshal(out.Bytes(), &backup); err != nil {
-		t.Fatal(err)
-	}
+	backup := backupCLI(t, cfgPath)
 
 	// 1. A good archive: verified and restored, read back equal, the scratch cleared.
 	v, err := verifyCLI(t, cfgPath)
@@ -221,14 +214,7 @@ func TestRestoreDrillOfTwoStores(t *testing.T) {
 		c.Verify.ZooKeeper = scratch.Addr
 	})
 	drillWorkers(t, s, cfg)
-	var out bytes.Buffer
-	if err := run([]string{"--config", cfgPath, "backup"}, &out); err != nil {
-		t.Fatal(err)
-	}
-	var backup workflows.BackupResult
-	if err := json.Unmarshal(out.Bytes(), &backup); err != nil {
-		t.Fatal(err)
-	}
+	backup := backupCLI(t, cfgPath)
 	if len(backup.Roles) != 2 {
 		t.Fatalf("backup roles %+v", backup.Roles)
 	}

@@ -227,6 +227,15 @@ func checkEqual(t *testing.T, what string, got, want any) {
 	}
 }
 
+// checkTwoTreesNames checks the tenants, namespaces and topics a diff of twoTrees adds and
+// removes, however the trees are stored.
+func checkTwoTreesNames(t *testing.T, res Result) {
+	t.Helper()
+	checkEqual(t, "tenants", res.Tenants, AddedRemoved{Added: namesOf("t3"), Removed: namesOf("t2")})
+	checkEqual(t, "namespaces", res.Namespaces, AddedRemoved{Added: namesOf("t3/x"), Removed: namesOf("t1/ns2", "t2/ns1")})
+	checkEqual(t, "topics", res.Topics, AddedRemoved{Added: namesOf("persistent://t1/ns1/c"), Removed: namesOf("persistent://t1/ns1/b")})
+}
+
 func TestDiffReportsWhatChanged(t *testing.T) {
 	from, to := twoTrees(t)
 	a, b := pack(t, shuffledParentsFirst(from, 1)), pack(t, shuffledParentsFirst(to, 2))
@@ -235,9 +244,7 @@ func TestDiffReportsWhatChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	check := func(what string, got, want any) { t.Helper(); checkEqual(t, what, got, want) }
-	check("tenants", res.Tenants, AddedRemoved{Added: namesOf("t3"), Removed: namesOf("t2")})
-	check("namespaces", res.Namespaces, AddedRemoved{Added: namesOf("t3/x"), Removed: namesOf("t1/ns2", "t2/ns1")})
-	check("topics", res.Topics, AddedRemoved{Added: namesOf("persistent://t1/ns1/c"), Removed: namesOf("persistent://t1/ns1/b")})
+	checkTwoTreesNames(t, res)
 	check("partitioned topics", res.PartitionedTopics, AddedRemoved{Added: namesOf("persistent://t1/ns1/p2"), Removed: namesOf()})
 	// Added: t3, t3/x, p2, c. Removed: ns2, t2, t2/ns1, b. Changed: ns1 and p1 (data), a
 	// (data), L0001 (ACL).
@@ -431,9 +438,7 @@ func TestDiffOfTwoStores(t *testing.T) {
 	check := func(what string, got, want any) { t.Helper(); checkEqual(t, what, got, want) }
 	// The same changes as in one store: tenants and namespaces come from the configuration
 	// store, topics from the local one.
-	check("tenants", res.Tenants, AddedRemoved{Added: namesOf("t3"), Removed: namesOf("t2")})
-	check("namespaces", res.Namespaces, AddedRemoved{Added: namesOf("t3/x"), Removed: namesOf("t1/ns2", "t2/ns1")})
-	check("topics", res.Topics, AddedRemoved{Added: namesOf("persistent://t1/ns1/c"), Removed: namesOf("persistent://t1/ns1/b")})
+	checkTwoTreesNames(t, res)
 	// "/" and "/admin" are two znodes each, unchanged in both stores.
 	check("znodes", res.Znodes, Changes{Added: 4, Removed: 4, Changed: 4, DataChanged: 3, ACLChanged: 1, Unchanged: int64(len(from)-8) + 2})
 	type key struct{ role, path string }
