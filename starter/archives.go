@@ -89,48 +89,14 @@ func (a archives) open(ctx context.Context, point string) (io.ReadCloser, string
 		rc.Close()
 		return nil, "", nil, fmt.Errorf("%s: %w", url, err)
 	}
+	// A failed decryption closes the pipe with its error, which the archive's reader
+	// passes on (archive.openGzip, readErr) rather than taking it for corruption.
 	pr, pw := io.Pipe()
-	d := &decrypted{PipeReader: pr, body: rc, done: make(chan struct{})}
 	go func() {
 		_, err := archive.Decrypt(body, pw, ids)
-		d.err = err
-		close(d.done)
 		pw.CloseWithError(err)
 	}()
-	return d, url, m.Encryption, nil
-}
-
-// decrypted is the plaintext of an encrypted archive, decrypted as it is read.
-type decrypted struct {
-	*io.PipeReader
-	body io.Closer
-	// err is the decryption's error, set before done is closed, and done before the
-	// reader sees the end of the plaintext.
-	err  error
-	done chan struct{}
-}
-
-func (d *decrypted) Close() error {
-	d.PipeReader.Close()
-	return d.body.Close()
-}
-
-// readErr is the error to report for err, met reading rc: when rc's decryption failed
-// (no identity matches, an altered ciphertext), that failure, which the plaintext's reader
-// only saw as its stream ending (a "not gzip" or a truncation).
-func readErr(rc io.Reader, err error) error {
-	d, ok := rc.(*decrypted)
-	if !ok {
-		return err
-	}
-	select {
-	case <-d.done:
-		if d.err != nil {
-			return d.err
-		}
-	default:
-	}
-	return err
+	return readCloser{pr, func() error { pr.Close(); return rc.Close() }}, url, m.Encryption, nil
 }
 
 // identities are the age identities of restore.encryption.identityFile, for an archive

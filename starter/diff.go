@@ -31,11 +31,6 @@ func diffCmd(ctx context.Context, a archives, args []string, stdout io.Writer) e
 	}
 	res, err := backupdiff.Diff(ctx, in[0], in[1], backupdiff.Options{TempDir: a.tempDir})
 	if err != nil {
-		for _, i := range in {
-			if derr := readErr(i.R, nil); derr != nil {
-				return fmt.Errorf("diff: %s: %w", i.Name, derr)
-			}
-		}
 		return fmt.Errorf("diff: %w", err)
 	}
 	// Read decrypted: say how each is stored.

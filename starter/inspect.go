@@ -25,7 +25,7 @@ func inspectCmd(ctx context.Context, a archives, args []string, stdout io.Writer
 	defer rc.Close()
 	s, err := inspect.Read(ctx, rc)
 	if err != nil {
-		return fmt.Errorf("inspect %s: %w", url, readErr(rc, err))
+		return fmt.Errorf("inspect %s: %w", url, err)
 	}
 	s.URL = url
 	s.Manifest.Encryption = enc // read decrypted: say how it is stored

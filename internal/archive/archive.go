@@ -344,9 +344,9 @@ func NewAllReader(r io.Reader) (*Reader, error) {
 var ErrNoRole = errors.New("archive has no such role")
 
 func newReader(r io.Reader, want func(string) bool, need string) (*Reader, error) {
-	gz, err := gzip.NewReader(r)
+	gz, err := openGzip(r)
 	if err != nil {
-		return nil, corrupt("not gzip: %v", err)
+		return nil, err
 	}
 	gz.Multistream(false)
 	ar := &Reader{gz: gz, tr: tar.NewReader(gz), want: want, role: -1}
@@ -457,9 +457,9 @@ func (ar *Reader) nextStream() error {
 // few kilobytes whatever the archive's size. Unknown fields are allowed here (a listing
 // should show a newer archive's manifest); readers of records refuse them.
 func ReadManifest(r io.Reader) (Manifest, error) {
-	gz, err := gzip.NewReader(r)
+	gz, err := openGzip(r)
 	if err != nil {
-		return Manifest{}, corrupt("not gzip: %v", err)
+		return Manifest{}, err
 	}
 	tr := tar.NewReader(gz)
 	hdr, err := tr.Next()
@@ -549,6 +549,20 @@ func checkEntryName(name string) error {
 		}
 	}
 	return nil
+}
+
+// openGzip opens an archive's gzip stream. What is not a gzip header is corrupt; an error
+// of the reader beneath (a dropped connection, a decryption that failed upstream) is not the
+// archive's, and passes through as readErr has it.
+func openGzip(r io.Reader) (*gzip.Reader, error) {
+	gz, err := gzip.NewReader(r)
+	switch {
+	case err == nil:
+		return gz, nil
+	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum):
+		return nil, corrupt("not gzip: %v", err)
+	}
+	return nil, readErr(err)
 }
 
 // readErr classifies errors from gzip/tar: truncation and checksum failures are corruption.

@@ -385,3 +385,26 @@ func TestOverlongLineRefused(t *testing.T) {
 	ok := map[string]interface{}{"formatVersion": FormatVersion1, "kind": Kind, "streamSha256": strings.Repeat("0", 64), "streamBytes": len(line), "znodes": 1}
 	expectCorrupt(t, rawArchive(t, ok, StreamName, line), "a record line is over")
 }
+
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
+
+// TestReaderErrorsAreNotCorruption: an error of the reader under an archive (a dropped
+// connection, a decryption that failed upstream) passes through, and is not taken for a
+// corrupt archive; a stream that is not gzip is.
+func TestReaderErrorsAreNotCorruption(t *testing.T) {
+	dropped := errors.New("connection reset")
+	for name, open := range map[string]func(io.Reader) error{
+		"reader":   func(r io.Reader) error { _, err := NewReader(r); return err },
+		"manifest": func(r io.Reader) error { _, err := ReadManifest(r); return err },
+		"decrypt":  func(r io.Reader) error { _, err := Decrypt(r, io.Discard, nil); return err },
+	} {
+		if err := open(failingReader{dropped}); !errors.Is(err, dropped) || errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s of a failing reader: %v", name, err)
+		}
+		if err := open(strings.NewReader("not gzip")); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), "not gzip") {
+			t.Errorf("%s of text: %v", name, err)
+		}
+	}
+}

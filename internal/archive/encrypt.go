@@ -78,9 +78,9 @@ func EncryptStream(dst io.Writer, src io.Reader, recipients []age.Recipient) err
 // chunk), a decrypted stream is not the size the manifest says, or the archive's shape is
 // wrong. What it writes is only trustworthy once the plaintext archive is verified (Verify).
 func Decrypt(r io.Reader, w io.Writer, identities []age.Identity) (Manifest, error) {
-	gz, err := gzip.NewReader(r)
+	gz, err := openGzip(r)
 	if err != nil {
-		return Manifest{}, corrupt("not gzip: %v", err)
+		return Manifest{}, err
 	}
 	gz.Multistream(false)
 	tr := tar.NewReader(gz)
