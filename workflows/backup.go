@@ -8,6 +8,7 @@ import (
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/inspect"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
@@ -134,7 +135,7 @@ func (b *backupRun) inSession(sctx workflow.Context) error {
 	}
 
 	var up activities.UploadResult
-	showStage(sctx, fmt.Sprintf("4/4 upload %s to %s", iec(comp.SizeCompressed), prep.URL))
+	showStage(sctx, fmt.Sprintf("4/4 upload %s to %s", inspect.Bytes(comp.SizeCompressed), prep.URL))
 	err = workflow.ExecuteActivity(b.session(sctx, 2*time.Hour), a.Upload, activities.UploadInput{ArchivePath: comp.ArchivePath, Key: prep.Key, Size: comp.SizeCompressed}).Get(sctx, &up)
 	d.Upload += b.lap()
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/inspect"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
@@ -67,7 +68,7 @@ func cutUTF8(s string, max int) string {
 
 // backupSummary is a finished backup in one line: znodes, compressed size and object URL.
 func backupSummary(r BackupResult) string {
-	return fmt.Sprintf("%d znodes, %s compressed: %s", r.Znodes, iec(r.SizeCompressed), r.URL)
+	return fmt.Sprintf("%d znodes, %s compressed: %s", r.Znodes, inspect.Bytes(r.SizeCompressed), r.URL)
 }
 
 // backupDetails is a finished backup in Markdown, for the run view.
@@ -79,7 +80,7 @@ func backupDetails(r BackupResult) string {
 		fmt.Fprintf(&b, "  - %s (%s): %d\n", role.Role, role.Source, role.Znodes)
 	}
 	fmt.Fprintf(&b, "- size: %s compressed (%d bytes), %s uncompressed (%d bytes), %d bytes of znode data\n",
-		iec(r.SizeCompressed), r.SizeCompressed, iec(r.SizeNonCompressed), r.SizeNonCompressed, r.DataBytes)
+		inspect.Bytes(r.SizeCompressed), r.SizeCompressed, inspect.Bytes(r.SizeNonCompressed), r.SizeNonCompressed, r.DataBytes)
 	fmt.Fprintf(&b, "- sha256: `%s`\n", r.SHA256)
 	fmt.Fprintf(&b, "- zxid: %s to %s\n", r.ZxidStart, r.ZxidEnd)
 	fmt.Fprintf(&b, "- target: %s\n", r.Target)
@@ -156,18 +157,4 @@ func nonZero(m map[string]int64) string {
 		parts[i] = fmt.Sprintf("%s %d", k, m[k])
 	}
 	return strings.Join(parts, ", ")
-}
-
-// iec formats a byte count with binary prefixes: 512 B, 1.5 KiB, 2.0 MiB.
-func iec(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

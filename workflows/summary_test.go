@@ -9,14 +9,6 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 )
 
-func TestIEC(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", 3 << 30: "3.0 GiB"} {
-		if got := iec(n); got != want {
-			t.Errorf("iec(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestSummaries(t *testing.T) {
 	b := BackupResult{URL: "s3a://b/metadata-backup-1.tar.gz", Counts: result.Counts{Znodes: 1234}, SizeCompressed: 3 << 20, SizeNonCompressed: 7 << 20}
 	if got, want := backupSummary(b), "1234 znodes, 3.0 MiB compressed: s3a://b/metadata-backup-1.tar.gz"; got != want {
