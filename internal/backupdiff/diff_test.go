@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -22,7 +21,6 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive/archivetest"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger/mlpb"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -58,27 +56,7 @@ func ml(t testing.TB, path string, ids []int64, offloaded ...int64) znode.Record
 // pack writes records as the backup's archive writer does, in the order given.
 func pack(t testing.TB, recs []znode.Record) []byte {
 	t.Helper()
-	var stream bytes.Buffer
-	sw := archive.NewStreamWriter(&stream)
-	for _, r := range recs {
-		if err := sw.Write(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := sw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	m := archive.Manifest{
-		ToolVersion: "test", Source: []string{"zk:2181"}, ManagedLedgerPath: "/managed-ledgers",
-		StartTime: time.Unix(1700000000, 0).UTC(), EndTime: time.Unix(1700000001, 0).UTC(),
-		ZxidStart: "0x1", ZxidEnd: "0x2", MaxZxid: "0x2",
-		Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
-	}
-	var out bytes.Buffer
-	if _, err := archive.WriteV1(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+	return archivetest.V1(t, "/managed-ledgers", recs)
 }
 
 func diffBytes(t testing.TB, a, b []byte, opts Options) (Result, error) {

@@ -6,36 +6,21 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive/archivetest"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/restore"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
+// pack writes a version-1 archive of recs, each persistent and open to anyone.
 func pack(t *testing.T, recs ...znode.Record) []byte {
 	t.Helper()
-	var stream bytes.Buffer
-	sw := archive.NewStreamWriter(&stream)
-	for _, r := range recs {
-		r.ACL = []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}}
-		r.Mode = znode.ModePersistent
-		if err := sw.Write(r); err != nil {
-			t.Fatal(err)
-		}
+	for i := range recs {
+		recs[i].ACL = []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}}
+		recs[i].Mode = znode.ModePersistent
 	}
-	if err := sw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	m := archive.Manifest{ManagedLedgerPath: "/managed-ledgers", StartTime: time.Unix(1, 0), EndTime: time.Unix(2, 0),
-		Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()}
-	var out bytes.Buffer
-	if _, err := archive.WriteV1(&out, m, &stream, m.StreamBytes); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+	return archivetest.V1(t, "/managed-ledgers", recs)
 }
 
 func TestReadCountsByPathTenantAndNamespace(t *testing.T) {

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
+	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive/archivetest"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/managedledger/mlpb"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
@@ -30,27 +30,7 @@ func rec(path string, data []byte, children int32) znode.Record {
 // buildArchive packs records as the backup does.
 func buildArchive(t testing.TB, mlPath string, recs []znode.Record) []byte {
 	t.Helper()
-	var stream bytes.Buffer
-	sw := archive.NewStreamWriter(&stream)
-	for _, r := range recs {
-		if err := sw.Write(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := sw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	m := archive.Manifest{
-		ToolVersion: "test", Source: []string{"zk:2181"}, ManagedLedgerPath: mlPath,
-		StartTime: time.Unix(1700000000, 0).UTC(), EndTime: time.Unix(1700000001, 0).UTC(),
-		ZxidStart: "0x1", ZxidEnd: "0x2", MaxZxid: "0x2",
-		Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
-	}
-	var out bytes.Buffer
-	if _, err := archive.WriteV1(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+	return archivetest.V1(t, mlPath, recs)
 }
 
 func ledger(id, entries int64, complete bool) *mlpb.ManagedLedgerInfo_LedgerInfo {

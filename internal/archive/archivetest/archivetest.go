@@ -1,5 +1,6 @@
-// Package archivetest writes archives for the tests of their readers (inspect, diff, the
-// API): version-2 archives of given records, one store's or two, plain or encrypted.
+// Package archivetest writes archives for the tests of their readers (the restore, inspect,
+// diff, the API): version-2 archives of given records, one store's or two, plain or
+// encrypted, and version-1 archives, which the readers must keep reading.
 package archivetest
 
 import (
@@ -13,6 +14,33 @@ import (
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
+
+// V1 writes a version-1 archive of recs, in the order given, with managed ledgers under
+// managedLedgerPath.
+func V1(t testing.TB, managedLedgerPath string, recs []znode.Record) []byte {
+	t.Helper()
+	var stream bytes.Buffer
+	sw := archive.NewStreamWriter(&stream)
+	for _, r := range recs {
+		if err := sw.Write(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	m := archive.Manifest{
+		ToolVersion: "test", Source: []string{"zk:2181"}, ManagedLedgerPath: managedLedgerPath,
+		StartTime: time.Unix(1700000000, 0).UTC(), EndTime: time.Unix(1700000001, 0).UTC(),
+		ZxidStart: "0x1", ZxidEnd: "0x2", MaxZxid: "0x2",
+		Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()}, StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256(),
+	}
+	var out bytes.Buffer
+	if _, err := archive.WriteV1(&out, m, bytes.NewReader(stream.Bytes()), int64(stream.Len())); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
 
 // Roles writes a version-2 archive of a cluster with a configuration store apart (conf not
 // nil) or of one store: each role's records in the order given, managed ledgers under
