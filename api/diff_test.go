@@ -14,36 +14,15 @@ import (
 
 	"filippo.io/age"
 
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive/archivetest"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/backupdiff"
-	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/result"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/znode"
 )
 
 // restorableArchive is an archive of n znodes /z0.. with data and an open ACL.
 func restorableArchive(t *testing.T, n int, start time.Time) []byte {
 	t.Helper()
-	var stream bytes.Buffer
-	sw := archive.NewStreamWriter(&stream)
-	for i := range n {
-		r := znode.Record{Path: fmt.Sprintf("/z%d", i), Data: []byte("v"), Mode: znode.ModePersistent,
-			ACL: []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}}}
-		if err := sw.Write(r); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := sw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	m := archive.Manifest{Source: []string{"zk:2181"}, StartTime: start, EndTime: start.Add(time.Second),
-		ZxidStart: "0x10", ZxidEnd: "0x11", Counts: result.Counts{Znodes: sw.Count(), DataBytes: sw.DataBytes()},
-		StreamBytes: sw.Bytes(), StreamSHA256: sw.SHA256()}
-	var out bytes.Buffer
-	if _, err := archive.WriteV1(&out, m, &stream, m.StreamBytes); err != nil {
-		t.Fatal(err)
-	}
-	return out.Bytes()
+	return archiveOf(t, n, start, []znode.ACL{{Perms: 31, Scheme: "world", ID: "anyone"}})
 }
 
 func TestDiffEndpoint(t *testing.T) {

@@ -84,10 +84,16 @@ func (f *fakeRuns) Ping(ctx context.Context) error { return f.wait(ctx) }
 
 func archiveBytes(t *testing.T, znodes int, start time.Time) []byte {
 	t.Helper()
+	return archiveOf(t, znodes, start, nil)
+}
+
+// archiveOf is a version-1 archive of n znodes /z0.. with data "v" and the ACL acl.
+func archiveOf(t *testing.T, n int, start time.Time, acl []znode.ACL) []byte {
+	t.Helper()
 	var stream bytes.Buffer
 	sw := archive.NewStreamWriter(&stream)
-	for i := range znodes {
-		if err := sw.Write(znode.Record{Path: fmt.Sprintf("/z%d", i), Data: []byte("v"), Mode: znode.ModePersistent}); err != nil {
+	for i := range n {
+		if err := sw.Write(znode.Record{Path: fmt.Sprintf("/z%d", i), Data: []byte("v"), Mode: znode.ModePersistent, ACL: acl}); err != nil {
 			t.Fatal(err)
 		}
 	}
