@@ -285,13 +285,7 @@ backup:
 	}
 
 	tc := tp.Client(t)
-	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{EnableSessionWorker: true})
-	workflows.Register(w)
-	activities.RegisterBackup(w, cfg, "")
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	startBackupWorker(t, tc, cfg)
 
 	api := startAPI(t, cfg)
 
@@ -477,13 +471,7 @@ func TestPruneMetricsAgainstRealServers(t *testing.T) {
 	cfg.Backup.Bucket, cfg.Backup.StagingDir = "s3a://"+itBucket, t.TempDir()
 	cfg.Backup.Retention = result.Retention{KeepLast: 1}
 	tc := tp.Client(t)
-	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{EnableSessionWorker: true})
-	workflows.Register(w)
-	activities.RegisterBackup(w, cfg, "")
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	startBackupWorker(t, tc, cfg)
 	api := startAPI(t, cfg)
 	s3c := m.S3Client()
 	putOld := func(n int) {
@@ -546,4 +534,17 @@ func TestPruneMetricsAgainstRealServers(t *testing.T) {
 		}
 	}
 	want(5, 1)
+}
+
+// startBackupWorker runs the workflows and the backup's activities on cfg's task queue until
+// the test ends.
+func startBackupWorker(t *testing.T, tc client.Client, cfg config.Config) {
+	t.Helper()
+	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{EnableSessionWorker: true})
+	workflows.Register(w)
+	activities.RegisterBackup(w, cfg, "")
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
 }
