@@ -95,14 +95,8 @@ func TestInspectAndDiffOfTwoRealBackups(t *testing.T) {
 	checkInspect(t, sumJSON, before, sum)
 
 	// Known changes, as an operator or the brokers would make them.
-	c, _, err := zk.Connect([]string{s.zk.Addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testenv.SuperConn(t, s.zk.Addr)
 	defer c.Close()
-	if err := c.AddAuth("digest", []byte("super:"+testenv.SuperPassword)); err != nil {
-		t.Fatal(err)
-	}
 	open := zk.WorldACL(zk.PermAll)
 	create := func(path string, data []byte) {
 		t.Helper()

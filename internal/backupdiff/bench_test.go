@@ -135,14 +135,8 @@ func pathLess(a, b string) bool {
 // deleted with their cursors, new znodes.
 func change(b *testing.B, addr string, sum pulsartree.Summary, n int) {
 	b.Helper()
-	c, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := testenv.SuperConn(b, addr)
 	defer c.Close()
-	if err := c.AddAuth("digest", []byte("super:"+testenv.SuperPassword)); err != nil {
-		b.Fatal(err)
-	}
 	for i := 0; i < n && i < len(sum.Topics); i++ {
 		tp := sum.Topics[len(sum.Topics)-1-i]
 		for _, cu := range tp.Cursors {

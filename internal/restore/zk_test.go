@@ -40,14 +40,8 @@ func connectZK(t testing.TB, addr string) *zookeeper.Client {
 // superConn is a raw connection as ZooKeeper's super user, closed when the test ends.
 func superConn(t testing.TB, addr string) *zk.Conn {
 	t.Helper()
-	raw, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := testenv.SuperConn(t, addr)
 	t.Cleanup(raw.Close)
-	if err := raw.AddAuth("digest", []byte("super:"+testenv.SuperPassword)); err != nil {
-		t.Fatal(err)
-	}
 	return raw
 }
 

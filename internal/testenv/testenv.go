@@ -185,6 +185,20 @@ type ZooKeeper struct {
 // read and clean up digest-protected znodes: AddAuth("digest", "super:"+SuperPassword).
 const SuperPassword = "test-super"
 
+// SuperConn connects to the ZooKeeper at addr as the super user; the caller closes it.
+func SuperConn(t testing.TB, addr string) *zk.Conn {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.AddAuth("digest", []byte("super:"+SuperPassword)); err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return conn
+}
+
 // superDigest is base64(sha1("super:test-super")), as DigestAuthenticationProvider wants it.
 const superDigest = "super:1imG2rmgUC6oSJls76wzSKMnT10="
 

@@ -49,14 +49,8 @@ func Populate(t testing.TB, addr string, o pulsartree.Options) (*zk.Conn, pulsar
 // request at a time (independent of the code under test).
 func ReadTree(t testing.TB, addr string) map[string]znode.Record {
 	t.Helper()
-	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := testenv.SuperConn(t, addr)
 	defer conn.Close()
-	if err := conn.AddAuth("digest", []byte("super:"+testenv.SuperPassword)); err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]znode.Record{}
 	var walk func(p string)
 	walk = func(p string) {

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -80,14 +79,8 @@ func Union(t testing.TB, trees ...map[string]znode.Record) map[string]znode.Reco
 // open.
 func CopyTree(t testing.TB, addr string, tree map[string]znode.Record, root string) {
 	t.Helper()
-	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogInfo(false))
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := testenv.SuperConn(t, addr)
 	defer conn.Close()
-	if err := conn.AddAuth("digest", []byte("super:"+testenv.SuperPassword)); err != nil {
-		t.Fatal(err)
-	}
 	if root != "" && root != "/" {
 		p := ""
 		for _, seg := range strings.Split(root[1:], "/") {
