@@ -59,9 +59,12 @@ func TestUIScreenshot(t *testing.T) {
 	restoreSum, _ := runSummary(t, c, rep.WorkflowID)
 
 	ui := newBrowser(t, chromium)
-	// The list's columns are the UI's per-browser setting (localStorage
-	// "namespace-workflow-table-columns", what its column settings write): the summary column
-	// is set here as an operator sets it once with the table's gear.
+	// The list's columns are the UI's per-browser setting: localStorage
+	// "namespace-workflow-table-columns", a JSON map of namespace to {label, pinned} columns,
+	// where custom search attributes are labelled by name (temporalio/ui
+	// src/lib/stores/configurable-table-columns.ts, persistedWorkflowTableColumns and
+	// availableCustomSearchAttributeColumns; src/lib/stores/persist-store.ts writes it). The
+	// summary column is set here as an operator sets it once with the table's gear.
 	columns, err := json.Marshal(map[string][]map[string]any{f.tp.Namespace: {
 		{"label": "Status", "pinned": true}, {"label": result.SummaryAttributeName, "pinned": true},
 		{"label": "Workflow ID", "pinned": false}, {"label": "Type", "pinned": false}, {"label": "End", "pinned": false},

@@ -22,7 +22,8 @@ const (
 	// columns: this is the column an operator adds to see what each run did.
 	SummaryAttributeName = "MetadataBackupSummary"
 	// SummaryAttributeMaxBytes keeps the summary well inside the server's limit on one search
-	// attribute value (frontend.searchAttributesSizeOfValueLimit, 2 KiB by default).
+	// attribute value (frontend.searchAttributesSizeOfValueLimit, 2 KiB by default:
+	// temporalio/temporal common/dynamicconfig/constants.go, SearchAttributesSizeOfValueLimit).
 	SummaryAttributeMaxBytes = 1024
 	// DefaultTaskQueue is the default temporal.taskQueue; its deployment's Schedule is
 	// DefaultScheduleID.
