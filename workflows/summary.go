@@ -2,7 +2,6 @@ package workflows
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -129,7 +128,7 @@ func restoreDetails(r RestoreReport) string {
 	}
 	fmt.Fprintf(&b, "- ledgers kept (offloaded) %d, dropped (BookKeeper only) %d; cursors reset %d; topics with data loss %d\n",
 		r.LedgersKept, r.LedgersDropped, r.CursorsReset, lost)
-	if skipped := nonZero(r.Skipped); skipped != "" {
+	if skipped := inspect.Counts(r.Skipped); skipped != "" {
 		fmt.Fprintf(&b, "- skipped: %s\n", skipped)
 	}
 	if c := r.Configuration; c != nil {
@@ -141,20 +140,4 @@ func restoreDetails(r RestoreReport) string {
 	}
 	fmt.Fprintf(&b, "- seconds: %.1f (download %.1f, plan %.1f, apply %.1f)\n", r.Durations.Total, r.Durations.Download, r.Durations.Plan, r.Durations.Apply)
 	return b.String()
-}
-
-// nonZero lists a count map's non-zero entries, sorted by name: "a 1, b 2".
-func nonZero(m map[string]int64) string {
-	var keys []string
-	for k, v := range m {
-		if v != 0 {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	return strings.Join(parts, ", ")
 }

@@ -111,16 +111,21 @@ func writePlan(w io.Writer, pl restore.Plan) error {
 	return err
 }
 
-// counts renders a map as "k n, k n" in key order, leaving out zeros.
+// counts renders a map as Counts does, or "none".
 func counts(m map[string]int64) string {
+	if s := Counts(m); s != "" {
+		return s
+	}
+	return "none"
+}
+
+// Counts renders a count map as "k n, k n" in key order, leaving out zeros ("" when all are).
+func Counts(m map[string]int64) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if m[k] != 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
 		}
-	}
-	if len(parts) == 0 {
-		return "none"
 	}
 	return strings.Join(parts, ", ")
 }
