@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,19 +104,7 @@ func (a *liveAPI) metrics(t *testing.T) map[string]float64 {
 	if status != 200 {
 		t.Fatalf("/metrics = %d %s", status, body)
 	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(body), "\n") {
-		name, v, ok := strings.Cut(line, " ")
-		if !ok || !strings.HasPrefix(name, "backup_") {
-			continue
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			t.Fatalf("metric line %q: %v", line, err)
-		}
-		out[name] = f
-	}
-	return out
+	return backupSamples(t, body)
 }
 
 // eventually retries check until it passes: visibility and the API's cache lag a little.

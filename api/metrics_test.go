@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,14 +147,20 @@ func scrape(t *testing.T, f *fixture) map[string]float64 {
 	if status != 200 {
 		t.Fatalf("/metrics = %d %s", status, body)
 	}
+	return backupSamples(t, body)
+}
+
+// backupSamples parses the unlabelled backup_* samples of a /metrics body.
+func backupSamples(t *testing.T, body []byte) map[string]float64 {
+	t.Helper()
 	out := map[string]float64{}
 	for _, line := range strings.Split(string(body), "\n") {
 		name, v, ok := strings.Cut(line, " ")
 		if !ok || !strings.HasPrefix(name, "backup_") {
 			continue
 		}
-		var x float64
-		if _, err := fmt.Sscan(v, &x); err != nil {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
 			t.Fatalf("metric line %q: %v", line, err)
 		}
 		out[name] = x

@@ -12,7 +12,6 @@ import (
 	"testing"
 
 	"filippo.io/age"
-	"gopkg.in/yaml.v3"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/backupdiff"
@@ -69,13 +68,7 @@ func TestAgeEncryptedBackup(t *testing.T) {
 			t.Fatal(err)
 		}
 		tg.cfg.Restore.Encryption.IdentityFile = p
-		raw, err := yaml.Marshal(tg.cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(tg.cfgPath, raw, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		saveConfig(t, tg.cfgPath, tg.cfg)
 		tg.worker = f.startWorker(t, tg.cfg)
 	}
 	for _, tc := range []struct {

@@ -78,15 +78,21 @@ func (s *stack) writeConfig(t *testing.T, edit func(*config.Config)) (string, co
 	if edit != nil {
 		edit(&cfg)
 	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	saveConfig(t, path, cfg)
+	return path, cfg
+}
+
+// saveConfig writes cfg as the YAML config file at path.
+func saveConfig(t *testing.T, path string, cfg config.Config) {
+	t.Helper()
 	raw, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, raw, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return path, cfg
 }
 
 func TestBackupCommandPrintsResultAndArchiveHoldsEveryZnode(t *testing.T) {

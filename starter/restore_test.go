@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -30,7 +29,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
-	"gopkg.in/yaml.v3"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/activities"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
@@ -144,14 +142,8 @@ func (f *restoreFixture) newBareTarget(t *testing.T, name string, proxy func(add
 	cfg.Backup.Bucket = "s3a://backups"
 	cfg.Backup.BackupPrefix = "pulsar-backup"
 	cfg.Backup.StagingDir = t.TempDir()
-	raw, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tg.cfg, tg.cfgPath = cfg, filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(tg.cfgPath, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	saveConfig(t, tg.cfgPath, cfg)
 	tg.creator = creator
 	tg.worker = f.startWorker(t, cfg, creator...)
 	return tg

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"gopkg.in/yaml.v3"
 
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/archive"
 	"github.com/pulsar-metadata-backup/pulsar-metadata-backup/internal/backupdiff"
@@ -64,14 +62,8 @@ func newStoreTarget(t *testing.T, f *restoreFixture, name string, seedConf map[s
 	cfg.Temporal.TaskQueue = "tq-stores-" + name
 	cfg.S3.Endpoint, cfg.S3.ForcePathStyle = f.minio.Endpoint, true
 	cfg.Backup.Bucket, cfg.Backup.BackupPrefix, cfg.Backup.StagingDir = "s3a://backups", "pulsar-backup", t.TempDir()
-	raw, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	saveConfig(t, path, cfg)
 	st.target = &target{zk: st.local, cfg: cfg, cfgPath: path}
 	st.before = restoretest.Union(t, restoretest.Under(restoretest.ReadTree(t, st.local.Addr), targetRoot), st.beforeConf)
 	st.worker = f.startWorker(t, cfg)
@@ -455,14 +447,8 @@ func TestEtcdStore(t *testing.T) {
 	cfg.RetryWindow = config.Duration(20 * time.Second) // a fault here is a bug: fail with its message
 	cfg.S3.Endpoint, cfg.S3.ForcePathStyle = f.minio.Endpoint, true
 	cfg.Backup.Bucket, cfg.Backup.BackupPrefix, cfg.Backup.StagingDir = "s3a://backups", "pulsar-backup", t.TempDir()
-	raw, err := yaml.Marshal(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tg := &target{cfg: cfg, cfgPath: filepath.Join(t.TempDir(), "config.yaml"), before: before}
-	if err := os.WriteFile(tg.cfgPath, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	saveConfig(t, tg.cfgPath, cfg)
 	tg.worker = f.startWorker(t, cfg)
 	rep, _, err := tg.restoreCLI(t, "--restore-point", res.URL, "--restore-version", "1")
 	if err != nil {
